@@ -46,7 +46,6 @@ class MLP:
         Dropout (inverted: kept units scaled by 1/(1-p)) is applied when p > 0 and rng is given.
         """
         n, last = X.shape[0], len(self.W) - 1
-        scale = 1.0 / (1.0 - p)
         hs = [X]  # inputs to each layer
         # forward
         for l, (W, b) in enumerate(zip(self.W, self.b)):
@@ -56,8 +55,7 @@ class MLP:
                 break
             np.maximum(z, 0, out=z)  # ReLU
             if p > 0 and rng is not None:
-                z *= rng.random(z.shape, dtype=z.dtype) >= p
-                z *= scale
+                dropout(z, p, rng)
             hs.append(z)
         yhat = _sigmoid(z) if self.sigmoid else z  # (n, 1)
         r = yhat[:, 0] - y  # (n,)
@@ -76,7 +74,7 @@ class MLP:
             # h > 0 exactly where ReLU passed and dropout kept the unit
             dz *= h > 0
             if p > 0 and rng is not None:
-                dz *= scale
+                dz *= dropout_scale(p)
         return loss
 
     def predict(self, X) -> np.ndarray:
@@ -88,6 +86,23 @@ class MLP:
             if l < last:
                 h = np.maximum(h, 0)
         return (_sigmoid(h) if self.sigmoid else h)[:, 0]
+
+
+def dropout(h, p: float, rng: np.random.Generator):
+    """Inverted dropout, in place: zero each unit with probability p and scale the kept ones by
+    1/(1-p), so the expected activation is unchanged and inference needs no rescaling.
+
+    Units are kept where a raw 32-bit draw is >= p * 2**32: half the cost of rng.random, with p
+    resolved to 2**-32 and the scale taken from that same resolved p.
+    """
+    bits = rng.bit_generator.random_raw((h.size + 1) // 2).view(np.uint32)[: h.size]
+    h *= (bits >= round(p * 2**32)).reshape(h.shape)
+    h *= dropout_scale(p)
+    return h
+
+
+def dropout_scale(p: float) -> float:
+    return 1.0 / (1.0 - round(p * 2**32) / 2**32)
 
 
 def _views(flat: np.ndarray, shapes):

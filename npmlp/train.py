@@ -131,7 +131,8 @@ def fit(X, y, config: Config = Config()) -> Fit:
     model = MLP((X.shape[1], *config.hidden, 1), config.sigmoid, dtype).init(stream(config.seed, "init"))
     result = Fit(model, scaler, config, split)
     start = time.perf_counter()
-    _train(result, Z[split.train].astype(dtype), y[split.train].astype(dtype), Z[split.val], y[split.val])
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
+        _train(result, Z[split.train].astype(dtype), y[split.train].astype(dtype), Z[split.val], y[split.val])
     result.seconds = time.perf_counter() - start
     result.metrics = {
         name: mse(model.predict(Z[rows]), y[rows])
