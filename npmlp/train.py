@@ -138,7 +138,20 @@ def fit(X, y, config: Config = Config()) -> Fit:
         name: mse(model.predict(Z[rows]), y[rows])
         for name, rows in (("train_mse", split.train), ("val_mse", split.val), ("test_mse", split.test))
     }
+    # What always predicting the training mean scores: a model no better than this learned nothing.
+    result.metrics["mean_predictor_val_mse"] = mse(np.full(len(split.val), y[split.train].mean()), y[split.val])
     return result
+
+
+def check_learned(result: Fit):
+    """Raise TrainingDiverged when the best model is no better than predicting the mean: what a
+    too-large step size does to a sigmoid head (it saturates, and the loss stays finite)."""
+    m = result.metrics
+    if not m["val_mse"] < m["mean_predictor_val_mse"]:
+        raise TrainingDiverged(
+            f"did not learn: best val MSE {m['val_mse']:.6g} is no better than predicting the mean "
+            f"({m['mean_predictor_val_mse']:.6g}); lr {result.config.lr:g} is likely too large"
+        )
 
 
 def _train(result: Fit, X, y, X_val, y_val):

@@ -9,7 +9,7 @@ import pytest
 
 from npmlp.cli import main
 from npmlp.config import Config, ConfigError
-from npmlp.train import Scaler, TrainingDiverged, fit, mse, split_rows
+from npmlp.train import Scaler, TrainingDiverged, check_learned, fit, mse, split_rows
 
 FAST = Config(hidden=(16, 8), epochs=15, patience=3, batch_size=16)
 
@@ -130,3 +130,12 @@ def test_config_round_trips_through_json():
 def test_train_cli_rejects_bad_flags_with_exit_2(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "x.csv"), "--out", str(tmp_path), "--lr", "-1"]) == 2
     assert "'lr'" in capsys.readouterr().err
+
+
+def test_a_saturated_model_is_reported_as_not_learning():
+    X, y = learnable()
+    result = fit(X, y, dataclasses.replace(FAST, lr=10.0))  # sigmoid saturates: finite but useless
+    assert result.metrics["val_mse"] >= result.metrics["mean_predictor_val_mse"]
+    with pytest.raises(TrainingDiverged, match="did not learn"):
+        check_learned(result)
+    check_learned(fit(X, y, FAST))  # a model that learned passes
