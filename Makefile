@@ -39,5 +39,51 @@ test: $(INSTALLED) ## run the test suite
 bench: $(INSTALLED) ## run the benchmarks in scripts/ (one thread, medians)
 	@for s in scripts/bench_*.py; do echo "== $$s"; $(PY) $$s; done
 
+# The CSV and its sidecar (same stem, .json) are rebuilt only when the generator changes.
+data: $(DATA) ## build the default hybrid Big Five data set
+
+$(DATA): npmlp/hybrid.py | $(INSTALLED)
+	$(NPMLP) data hybrid --out $@
+
+# The sweep as files: OUT/plan/<variant>.json (rewritten only when the grid changes that
+# variant) -> OUT/runs/<variant>.json (written last, after the model) -> the results JSON.
+# `sweep` plans, then runs a second make that reads the plan folder, so an edited grid retrains
+# only the variants whose plan changed, and `make -j2 sweep` trains two variants at once.
+RESULTS := $(OUT)/optimization_results.json
+TRAINING := $(addprefix npmlp/,model.py train.py config.py export.py data.py sweep.py)
+RUNS = $(patsubst $(OUT)/plan/%.json,$(OUT)/runs/%.json,$(wildcard $(OUT)/plan/*.json))
+SWEEP_ARGS = --grid $(GRID) --data $(DATA) --out $(OUT)
+
+.PHONY: sweep combine
+sweep: $(DATA) | $(INSTALLED) ## train every grid variant (GRID, DATA, OUT), then results and report
+	$(NPMLP) sweep plan $(SWEEP_ARGS)
+	$(MAKE) --no-print-directory $(RESULTS) $(REPORT)
+
+combine: sweep ## add a variant with each axis's best value to the results and report
+	$(NPMLP) sweep combine $(SWEEP_ARGS)
+	$(if $(REPORT),$(MAKE) --no-print-directory $(REPORT))
+
+$(OUT)/runs/%.json: $(OUT)/plan/%.json $(DATA) $(TRAINING) | $(INSTALLED)
+	$(NPMLP) sweep run --plan $< --out $(OUT)
+
+$(RESULTS): $(RUNS) $(GRID) | $(INSTALLED)
+	$(NPMLP) sweep collect $(SWEEP_ARGS)
+
+# Registering is an action, not a file to rebuild: the registry keeps its history and refuses
+# a version name twice, so `make register VERSION=...` names each new version.
+VERSION ?= v1.1-hybrid
+REGISTRY ?= assets/models/registry.json
+.PHONY: register
+register: $(OUT)/optimization_results.json | $(INSTALLED) ## register the sweep's best model
+	$(NPMLP) register --results $< --version $(VERSION) --registry $(REGISTRY)
+
+# The report and its figures (reports/figures/) are rendered from the results JSON alone.
+REPORT ?= reports/MODEL_VARIATIONS_v1.1.md
+.PHONY: report
+report: $(REPORT) ## render the Markdown report from the results JSON
+
+$(REPORT): $(OUT)/optimization_results.json npmlp/report.py npmlp/svg.py | $(INSTALLED)
+	$(NPMLP) report --results $< --out $@
+
 clean: ## remove generated models, reports and data (keeps .venv)
 	rm -rf $(OUT) reports data/hybrid_big_five.*

@@ -45,13 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p)
     p.set_defaults(func=cmd_train)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"npmlp.{name}")
-        except ModuleNotFoundError as e:  # TEMP-DEV: modules still being written
-            if e.name != f"npmlp.{name}":
-                raise
-            continue
-        module.add_commands(sub)
+        importlib.import_module(f"npmlp.{name}").add_commands(sub)
     return parser
 
 
