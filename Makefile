@@ -11,7 +11,8 @@ PY := $(VENV)/bin/python
 NPMLP := $(VENV)/bin/npmlp
 INSTALLED := $(VENV)/.installed
 
-DATA ?= data/hybrid_big_five.csv
+DEFAULT_DATA := data/hybrid_big_five.csv
+DATA ?= $(DEFAULT_DATA)
 GRID ?= grids/v1_1.toml
 OUT ?= assets/models/optimized
 
@@ -39,10 +40,11 @@ test: $(INSTALLED) ## run the test suite
 bench: $(INSTALLED) ## run the benchmarks in scripts/ (one thread, medians)
 	@for s in scripts/bench_*.py; do echo "== $$s"; $(PY) $$s; done
 
-# The CSV and its sidecar (same stem, .json) are rebuilt only when the generator changes.
-data: $(DATA) ## build the default hybrid Big Five data set
+# The built-in data set and its sidecar (same stem, .json), rebuilt only when the generator
+# changes. Only this path has a rule: a DATA=your.csv is read, never regenerated.
+data: $(DEFAULT_DATA) ## build the default hybrid Big Five data set
 
-$(DATA): npmlp/hybrid.py | $(INSTALLED)
+$(DEFAULT_DATA): npmlp/hybrid.py npmlp/data.py | $(INSTALLED)
 	$(NPMLP) data hybrid --out $@
 
 # The sweep as files: OUT/plan/<variant>.json (rewritten only when the grid changes that
@@ -74,13 +76,15 @@ $(RESULTS): $(RUNS) $(GRID) | $(INSTALLED)
 VERSION ?= v1.1-hybrid
 REGISTRY ?= assets/models/registry.json
 .PHONY: register
-register: $(OUT)/optimization_results.json | $(INSTALLED) ## register the sweep's best model
-	$(NPMLP) register --results $< --version $(VERSION) --registry $(REGISTRY)
+register: | $(INSTALLED) ## register the sweep's best model (VERSION=...)
+	$(NPMLP) register --results $(RESULTS) --version $(VERSION) --registry $(REGISTRY)
 
-# The report and its figures (reports/figures/) are rendered from the results JSON alone.
+# The report and its figures (reports/figures/) are rendered from the results JSON alone:
+# `make report` re-renders it (a second), and never retrains, whatever changed since the sweep.
 REPORT ?= reports/MODEL_VARIATIONS_v1.1.md
 .PHONY: report
-report: $(REPORT) ## render the Markdown report from the results JSON
+report: | $(INSTALLED) ## render the Markdown report from the results JSON
+	$(NPMLP) report --results $(RESULTS) --out $(REPORT)
 
 $(REPORT): $(OUT)/optimization_results.json npmlp/report.py npmlp/svg.py | $(INSTALLED)
 	$(NPMLP) report --results $< --out $@

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, ConfigError
+from .export import ParityError
 from .files import InputError, write_json
+from .train import TrainingDiverged
 
 # Modules that add their own subcommands through add_commands(subparsers).
 COMMAND_MODULES = ("hybrid", "export", "sweep", "report", "registry")
@@ -29,6 +31,9 @@ def main(argv=None) -> int:
     except (InputError, ConfigError) as e:
         print(f"npmlp: error: {e}", file=sys.stderr)
         return 2
+    except (TrainingDiverged, ParityError) as e:
+        print(f"npmlp: failed: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("npmlp: interrupted", file=sys.stderr)
         return 130
@@ -82,10 +87,14 @@ def cmd_train(args) -> int:
     config = config_from_args(args)  # bad flags fail before any file is read
     from .data import load_dataset
     from .export import export_fit
-    from .train import fit
+    from .train import check_learned, fit
 
     data = load_dataset(args.data, target=args.target, unit_target=config.sigmoid)
     result = fit(data.X, data.y, config)
+    try:
+        check_learned(result)
+    except TrainingDiverged as e:  # written anyway, as asked; the sweep fails such variants
+        print(f"npmlp: warning: {e}", file=sys.stderr)
     model = export_fit(result, data, args.out / "model.onnx", fp16=args.fp16)
     write_json(args.out / "metrics.json", {**metrics_record(result), "onnx": model})
     m = result.metrics

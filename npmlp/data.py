@@ -116,6 +116,20 @@ def _check(path, names, target, X, y, where, unit_target):
 # --- CSV -----------------------------------------------------------------------------------
 
 
+def read_features(path, features: list[str]) -> np.ndarray:
+    """(n, d) float64 from a CSV, columns picked by name; other columns (the target, ids) are
+    ignored. Not load_dataset: scoring data has no target and may be a single row."""
+    path = Path(path)
+    header, cells, lines = _csv_cells(path, _read(path))
+    index = _columns(path, header)
+    missing = [name for name in features if name not in index]
+    if missing:
+        raise InputError(f"{path}: header lacks {len(missing)} of the model's {len(features)} "
+                         f"feature columns: {', '.join(missing)}")
+    return _numbers(path, header, cells, [index[name] for name in features],
+                    lambda i: f"row {i + 1} (line {lines[i]})")  # (n, d)
+
+
 def _from_csv(path, raw, target, features):
     header, cells, lines = _csv_cells(path, raw)
     index = _columns(path, header)

@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from . import __version__
-from .data import _columns, _csv_cells, _numbers, _read  # the CSV rules and messages of training data
+from .data import read_features
 from .files import InputError, atomic_write, sha256_file, write_json
 
 # Pinned, not onnx's defaults (IR 10+, opset 20+ today): onnxruntime 1.15 in the app loads only
@@ -318,20 +318,6 @@ def cmd_predict(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def read_features(path, features: list[str]) -> np.ndarray:
-    """(n, d) float64 from a CSV, columns picked by name; other columns (the target, ids) are
-    ignored. Not load_dataset: scoring data has no target and may be a single row."""
-    path = Path(path)
-    header, cells, lines = _csv_cells(path, _read(path))
-    index = _columns(path, header)
-    missing = [name for name in features if name not in index]
-    if missing:
-        raise InputError(f"{path}: header lacks {len(missing)} of the model's {len(features)} "
-                         f"feature columns: {', '.join(missing)}")
-    return _numbers(path, header, cells, [index[name] for name in features],
-                    lambda i: f"row {i + 1} (line {lines[i]})")  # (n, d)
 
 
 def cmd_inspect(args) -> int:

@@ -12,6 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: mkstemp creates 0600 files, outputs should get what open() gives
+
 
 class InputError(Exception):
     """Bad input from the user: the CLI prints the one-line message and exits with code 2."""
@@ -24,6 +27,7 @@ def atomic_write(path, data: bytes | str) -> Path:
         data = data.encode()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -8,9 +8,11 @@ The registry is one JSON file: the model versions, and an append-only list of ev
     rollback  undoes the last promote of the active version: the version that promote archived is
               active again, and the undone one becomes "rolled_back" (still promotable)
 
-Model paths are stored relative to the registry file's folder. The model file's sha256 is checked
-at register (against the results JSON), at promote and at rollback (against the registry), so a
-changed file never becomes active. This module trains nothing and deploys nothing.
+Each version keeps a copy of its model in versions/<version>.onnx beside the registry file, so a
+later sweep that overwrites the variant's file cannot break a rollback; paths are stored relative
+to the registry file's folder. The model file's sha256 is checked at register (against the
+results JSON), at promote and at rollback (against the registry), so a changed file never
+becomes active. This module trains nothing and deploys nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .export import PARITY_TOL, predict_onnx, read_metadata
-from .files import InputError, dumps_json, sha256_file, write_json
+from .files import InputError, atomic_write, dumps_json, sha256_file, write_json
 
 SCHEMA = "npmlp.registry/1"
 RESULTS_SCHEMA = "npmlp.sweep/1"
@@ -175,19 +177,32 @@ def register(registry_path, results_path, version: str, variant: str | None = No
         raise InputError(f"{registry_path}: version {version!r} is already registered")
     results = read_json(results_path, "results JSON")
     try:
-        entry = version_entry(results, results_path, registry_path, variant)
+        entry, onnx_file = version_entry(results, results_path, variant)
     except (KeyError, IndexError, TypeError) as e:
         raise InputError(f"{results_path}: missing or malformed field {e} in the sweep results")
     parent = active(registry)
     entry = {"version": version, "status": "staging", "parent": parent and parent["version"], **entry}
+    entry["model"]["path"] = relative_to(keep_copy(onnx_file, registry_path, version), registry_path.parent)
+    entry["results"] = relative_to(results_path, registry_path.parent)
     registry["versions"].append(entry)
     log(registry, "register", version, entry["parent"])
     write_json(registry_path, registry)
     return entry
 
 
-def version_entry(results: dict, results_path: Path, registry_path: Path, name: str | None) -> dict:
-    """The registry fields one sweep variant provides, after refusing what must not ship."""
+def keep_copy(onnx_file: Path, registry_path: Path, version: str) -> Path:
+    """The registry's own copy of a version's model (and sidecar), beside the registry file: the
+    next sweep overwrites the variant's file, and a rollback must still find the old model."""
+    kept = registry_path.parent / "versions" / f"{version}.onnx"
+    atomic_write(kept, onnx_file.read_bytes())
+    if onnx_file.with_suffix(".json").is_file():
+        atomic_write(kept.with_suffix(".json"), onnx_file.with_suffix(".json").read_bytes())
+    return kept
+
+
+def version_entry(results: dict, results_path: Path, name: str | None) -> tuple[dict, Path]:
+    """The registry fields one sweep variant provides, after refusing what must not ship, and
+    its model file."""
     if results.get("schema") != RESULTS_SCHEMA:
         raise InputError(f'{results_path}: not sweep results (expected "schema": "{RESULTS_SCHEMA}")')
     name = name or (results["best"] or {}).get("name")
@@ -203,8 +218,7 @@ def version_entry(results: dict, results_path: Path, registry_path: Path, name: 
         raise InputError(f"{results_path}: variant {name!r}: no record for its exported seed {variant['best_seed']}")
     return {
         "variant": name,
-        "model": {**{k: v for k, v in model.items() if k != "parity"},
-                  "path": relative_to(onnx_file, registry_path.parent), "sha256": sha256},
+        "model": {**{k: v for k, v in model.items() if k != "parity"}, "sha256": sha256},
         "parity": model["parity"],
         "config": variant["config"],
         "metrics": {
@@ -212,8 +226,7 @@ def version_entry(results: dict, results_path: Path, registry_path: Path, name: 
             "model": {k: seed[k] for k in ("seed", "train_mse", "val_mse", "test_mse")},
         },
         "data_sha256": results["data"]["sha256"],
-        "results": relative_to(results_path, registry_path.parent),
-    }
+    }, onnx_file
 
 
 def refuse_failed(variant: dict, results_path: Path):

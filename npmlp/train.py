@@ -149,8 +149,9 @@ def check_learned(result: Fit):
     m = result.metrics
     if not m["val_mse"] < m["mean_predictor_val_mse"]:
         raise TrainingDiverged(
-            f"did not learn: best val MSE {m['val_mse']:.6g} is no better than predicting the mean "
-            f"({m['mean_predictor_val_mse']:.6g}); lr {result.config.lr:g} is likely too large"
+            f"did not learn: best val MSE {m['val_mse']:.6g} is no better than predicting the training "
+            f"mean ({m['mean_predictor_val_mse']:.6g}); lr {result.config.lr:g} may be too large "
+            f"or {result.epochs_run} epochs too few"
         )
 
 

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,6 +68,7 @@ def sweep(tmp_path, models):
     (good, good_fit), (poor, poor_fit) = models["good"], models["poor"]
     for name, exported in ((BEST, good), (BASELINE, poor), ("v1_1_parity", good)):
         shutil.copy(exported["path"], folder / f"{name}.onnx")
+        shutil.copy(Path(exported["path"]).with_suffix(".json"), folder / f"{name}.json")
     broken = variant("v1_1_parity", good, good_fit)
     broken["model"]["parity"] = {**good["parity"], "onnxruntime": 0.25}
     results = {
@@ -122,9 +124,10 @@ def test_register_takes_the_best_variant_and_records_it(sweep, models):
     good, good_fit = models["good"]
     assert entry["version"] == "v1.1-hybrid" and entry["variant"] == BEST
     assert entry["status"] == "staging" and entry["parent"] is None
-    assert entry["model"]["path"] == f"../sweep/{BEST}.onnx"  # relative to the registry's folder
+    assert entry["model"]["path"] == "versions/v1.1-hybrid.onnx"  # its own copy, beside the registry
     model_file = registry_at(sweep).parent / entry["model"]["path"]
     assert entry["model"]["sha256"] == sha256_file(model_file) == good["sha256"]
+    assert model_file.with_suffix(".json").read_bytes() == (sweep.parent / f"{BEST}.json").read_bytes()
     assert entry["metrics"]["model"] == {"seed": 0, **{k: good_fit.metrics[k] for k in MSES}}
     assert entry["metrics"]["summary"]["test_mse"]["mean"] == good_fit.metrics["test_mse"]
     assert entry["config"] == GOOD.to_dict()
@@ -255,14 +258,20 @@ def test_rollback_and_promote_refuse_when_there_is_nothing_to_do(sweep, capsys):
     assert "already active" in error_line(capsys)
 
 
+def test_a_new_sweep_overwriting_the_variant_file_does_not_touch_a_registered_version(sweep):
+    register(sweep, "v1.1")
+    (sweep.parent / f"{BEST}.onnx").write_bytes(b"next sweep")
+    assert registry_cmd(sweep, "promote", "v1.1") == 0
+
+
 def test_promote_refuses_a_model_file_changed_after_registering(sweep, capsys):
     register(sweep, "v1.1")
-    with open(sweep.parent / f"{BEST}.onnx", "ab") as f:
+    with open(registry_at(sweep).parent / "versions" / "v1.1.onnx", "ab") as f:
         f.write(b"\0")
     before = registry_at(sweep).read_bytes()
     assert registry_cmd(sweep, "promote", "v1.1") == 2
     err = error_line(capsys)
-    assert f"{BEST}.onnx: sha256" in err and str(registry_at(sweep)) in err
+    assert "v1.1.onnx: sha256" in err and str(registry_at(sweep)) in err
     assert registry_at(sweep).read_bytes() == before
 
 
@@ -271,9 +280,9 @@ def test_rollback_refuses_a_model_file_changed_since_it_was_active(sweep, capsys
     register(sweep, "v1.1")
     registry_cmd(sweep, "promote", "v1.0")
     registry_cmd(sweep, "promote", "v1.1")
-    (sweep.parent / f"{BASELINE}.onnx").unlink()
+    (registry_at(sweep).parent / "versions" / "v1.0.onnx").unlink()
     assert registry_cmd(sweep, "rollback") == 2
-    assert f"{BASELINE}.onnx: model file is missing" in error_line(capsys)
+    assert "v1.0.onnx: model file is missing" in error_line(capsys)
     assert statuses(sweep) == {"v1.0": "archived", "v1.1": "active"}
 
 
