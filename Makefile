@@ -89,5 +89,16 @@ report: | $(INSTALLED) ## render the Markdown report from the results JSON
 $(REPORT): $(OUT)/optimization_results.json npmlp/report.py npmlp/svg.py | $(INSTALLED)
 	$(NPMLP) report --results $< --out $@
 
+# The app runs onnxruntime 1.15 (IR <= 9, opset <= 19): load every sweep model there and compare.
+COMPAT_VENV := .venv-ort115
+$(COMPAT_VENV)/.installed:
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install --quiet --disable-pip-version-check 'onnxruntime==1.15.1' 'numpy<2'
+	touch $@
+
+.PHONY: compat
+compat: $(COMPAT_VENV)/.installed | $(INSTALLED) ## check the sweep's models in onnxruntime 1.15, the app's runtime
+	$(PY) scripts/check_runtime.py --python $(COMPAT_VENV)/bin/python $(wildcard $(OUT)/*.onnx)
+
 clean: ## remove generated models, reports and data (keeps .venv)
 	rm -rf $(OUT) reports data/hybrid_big_five.*

@@ -10,6 +10,8 @@ import importlib
 import sys
 from pathlib import Path
 
+import npmlp
+
 from . import __version__
 from .config import Config, ConfigError
 from .export import ParityError
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="npmlp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="npmlp", description=npmlp.__doc__)
     parser.add_argument("--version", action="version", version=f"npmlp {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
     p = sub.add_parser("train", help="train one model from a CSV and write metrics.json and model.onnx")
