@@ -92,13 +92,22 @@ def load_results(path) -> dict:
         raise InputError(f"{path}: cannot read the results file ({getattr(e, 'strerror', None) or e})")
     try:
         results = json.loads(text, parse_constant=_no_constant)
-        _check_schema(results)
-        _check(results, _RESULTS, "")
-        _check_names(results)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: line {e.lineno}, column {e.colno}: malformed JSON ({e.msg})")
     except _Bad as e:
         raise InputError(f"{path}: {e}")
+    return check_results(results, path)
+
+
+def check_results(results, source) -> dict:
+    """What the report relies on, checked: the schema's keys and types, and the names it follows.
+    The sweep checks its own output with this before writing it. InputError naming source."""
+    try:
+        _check_schema(results)
+        _check(results, _RESULTS, "")
+        _check_names(results)
+    except _Bad as e:
+        raise InputError(f"{source}: {e}")
     return results
 
 

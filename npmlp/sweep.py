@@ -70,6 +70,7 @@ from .config import Config, ConfigError
 from .data import load_dataset
 from .export import ParityError, export_fit
 from .files import InputError, dumps_json, sha256_file, write_json
+from .report import check_results
 from .train import Scaler, TrainingDiverged, check_learned, fit, mse, split_rows
 
 SCHEMA = "npmlp.sweep/1"
@@ -473,7 +474,7 @@ def build_results(grid: Grid, data_path: str, out: Path) -> dict:
         "best": None if best is None else {"name": best["name"], "by": "val_mse mean",
                                            "improvement": best["improvement"]},
     }  # fmt: skip
-    return validate(results, str(out / RESULTS))
+    return check_results(results, out / RESULTS)
 
 
 def _say_results(results: dict, out: Path):
@@ -628,55 +629,6 @@ def combine(grid: Grid, data_path: str, out) -> dict:
 
 
 # ---- checking a results JSON -------------------------------------------------------------------
-
-TOP_KEYS = {"schema", "grid", "environment", "data", "linear_baseline", "variants", "best", "axis_best",
-            "combined", "timing"}  # fmt: skip
-VARIANT_KEYS = {"name", "axis", "value", "config", "status", "reason", "model", "best_seed", "steps_per_epoch",
-                "seeds", "summary", "improvement"}  # fmt: skip
-SEED_KEYS = {"seed", "status", "reason", "train_mse", "val_mse", "test_mse", "best_epoch", "epochs_run", "steps",
-             "seconds", "history"}  # fmt: skip
-MODEL_KEYS = {"path", "bytes", "sha256", "n_params", "hidden", "ir_version", "opset", "parity"}
-
-
-def validate(results, source: str = "results") -> dict:
-    """The structure the report relies on; InputError naming the first fault. Returns results."""
-
-    def need(ok, what):
-        if not ok:
-            raise InputError(f"{source}: {what}")
-
-    need(isinstance(results, dict) and results.get("schema") == SCHEMA, f"not a {SCHEMA} results file")
-    need(set(results) == TOP_KEYS, f"top-level keys {sorted(results)}, expected {sorted(TOP_KEYS)}")
-    need(_finite(results), "holds a non-finite number")
-    variants = results["variants"] + ([results["combined"]] if results["combined"] else [])
-    for v in variants:
-        _check_variant(v, lambda ok, what: need(ok, f"variant {v.get('name')!r}: {what}"))
-    names = {v["name"] for v in variants}
-    need(results["best"] is None or results["best"]["name"] in names, "best names no variant")
-    need(all(n is None or n in names for n in results["axis_best"].values()), "axis_best names no variant")
-    return results
-
-
-def _check_variant(v: dict, need):
-    need(set(v) == VARIANT_KEYS, f"keys {sorted(v)}, expected {sorted(VARIANT_KEYS)}")
-    need(v["status"] in ("ok", "failed"), f"status {v['status']!r}")
-    need(all(set(s) == SEED_KEYS for s in v["seeds"]), "a seed record with other keys")
-    need(set(v["summary"]) == set(SUMMARY_KEYS), "summary keys")
-    if v["status"] == "ok":
-        need(v["reason"] is None and MODEL_KEYS <= set(v["model"] or {}), "ok without a model, or with a reason")
-        need(all(set(s) == {"mean", "std", "ci95", "n"} for s in v["summary"].values()), "summary entries")
-    else:
-        need(isinstance(v["reason"], str) and v["model"] is None, "failed without a reason, or with a model")
-        need(v["improvement"] is None and not any(v["summary"].values()), "failed with numbers")
-
-
-def _finite(x) -> bool:
-    if isinstance(x, float):
-        return math.isfinite(x)
-    if isinstance(x, dict):
-        return all(_finite(v) for v in x.values())
-    return all(_finite(v) for v in x) if isinstance(x, list) else True
-
 
 def _read_json(path: Path):
     try:

@@ -7,6 +7,7 @@ exact MSE over each whole split. It reads no files and writes none.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -65,33 +66,36 @@ class Scaler:
 
 
 class Adam:
-    """PyTorch's Adam (and AdamW when weight_decay > 0), in place over the flat vector."""
+    """PyTorch's Adam (AdamW when weight_decay > 0), in place over the flat vector.
+
+    PyTorch:  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+              theta -= lr (m / bc1) / (sqrt(v / bc2) + eps),  bc_i = 1 - b_i^t
+    Here the moments are kept divided by (1 - b_i), mu = m / (1 - b1) and nu = v / (1 - b2), and
+    the scalars are folded out of the vector work: the same update in 10 vector operations, not 12.
+    """
 
     def __init__(self, theta, grad, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         self.theta, self.grad = theta, grad
         self.lr, self.beta1, self.beta2, self.eps, self.weight_decay = lr, beta1, beta2, eps, weight_decay
-        self.m, self.v, self.tmp = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
+        self.mu, self.nu, self.tmp = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
         self.t = 0
 
     def step(self):
-        g, m, v, tmp = self.grad, self.m, self.v, self.tmp
+        g, mu, nu, tmp = self.grad, self.mu, self.nu, self.tmp
         self.t += 1
-        bc1, bc2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
+        b1, b2 = self.beta1, self.beta2
+        c = np.sqrt((1 - b2) / (1 - b2**self.t))  # sqrt(v / bc2) = c sqrt(nu)
         if self.weight_decay:
             self.theta *= 1 - self.lr * self.weight_decay
-        m *= self.beta1  # m = b1 m + (1 - b1) g
-        np.multiply(g, 1 - self.beta1, out=tmp)
-        m += tmp
-        v *= self.beta2  # v = b2 v + (1 - b2) g^2
+        mu *= b1  # mu = b1 mu + g
+        mu += g
+        nu *= b2  # nu = b2 nu + g^2
         np.multiply(g, g, out=tmp)
-        tmp *= 1 - self.beta2
-        v += tmp
-        # theta -= lr * (m / bc1) / (sqrt(v / bc2) + eps), with the constants folded out of
-        # the vector work: the same quantity with eps added to the corrected sqrt, as in PyTorch.
-        np.sqrt(v, out=tmp)
-        tmp += self.eps * np.sqrt(bc2)
-        np.divide(m, tmp, out=tmp)
-        tmp *= self.lr * np.sqrt(bc2) / bc1
+        nu += tmp
+        np.sqrt(nu, out=tmp)  # theta -= lr (1 - b1) / bc1 / c * mu / (sqrt(nu) + eps / c)
+        tmp += self.eps / c
+        np.divide(mu, tmp, out=tmp)
+        tmp *= self.lr * (1 - b1) / (1 - b1**self.t) / c
         self.theta -= tmp
 
 
@@ -168,7 +172,7 @@ def _train(result: Fit, X, y, X_val, y_val):
         Xs, ys = X[perm], y[perm]  # one gather per epoch; batches are then contiguous views
         for i in range(0, n, B):
             loss = model.loss_and_grad(Xs[i : i + B], ys[i : i + B], cfg.dropout, dropout)
-            if not np.isfinite(loss):
+            if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"non-finite training loss at epoch {epoch}, step {opt.t + 1} "
                     f"(lr {cfg.lr:g}); try a smaller learning rate"

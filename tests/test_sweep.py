@@ -18,7 +18,7 @@ from npmlp import cli, sweep
 from npmlp.config import Config
 from npmlp.data import load_dataset
 from npmlp.files import InputError
-from npmlp.report import load_results
+from npmlp.report import check_results, load_results
 from npmlp.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -253,7 +253,7 @@ def test_sweep_writes_plans_runs_models_and_a_valid_results_file(swept):
     assert trained(stderr) == set(TINY_NAMES)
     assert sorted(p.stem for p in (out / "plan").iterdir()) == sorted(TINY_NAMES)
     assert sorted(run_mtimes(out)) == sorted(TINY_NAMES)
-    results = sweep.validate(read_results(out))
+    results = check_results(read_results(out), out)
     assert load_results(out / sweep.RESULTS) == results  # what the report reads
     assert [v["name"] for v in results["variants"]] == TINY_NAMES
     assert results["grid"]["axes"] == {"lr": [10.0], "hidden": [[16, 8]]} and results["grid"]["seeds"] == [0, 1]
@@ -353,7 +353,7 @@ def test_combine_trains_each_axis_best_value_together(swept, tiny_data, capsys):
     args = ["sweep", "combine", "--grid", str(grid), "--data", str(tiny_data), "--out", str(out)]
     assert cli.main(args) == 0
     assert trained(capsys.readouterr().err) == {"tiny_combined"}
-    results = sweep.validate(read_results(out))
+    results = check_results(read_results(out), out)
     load_results(out / sweep.RESULTS)
     combined, by_name = results["combined"], {v["name"]: v for v in results["variants"]}
     assert combined["name"] == "tiny_combined" and combined["status"] == "ok"
