@@ -12,9 +12,10 @@ NPMLP := $(VENV)/bin/npmlp
 INSTALLED := $(VENV)/.installed
 
 DEFAULT_DATA := data/hybrid_big_five.csv
-DATA ?= $(DEFAULT_DATA)
+DATA ?=
 GRID ?= grids/v1_1.toml
-OUT ?= assets/models/optimized
+DEFAULT_OUT := assets/models/optimized
+OUT ?= $(DEFAULT_OUT)
 
 # One BLAS thread per process: `make -j` runs trainings side by side, the matrices are small,
 # and a fixed thread count keeps float results bit-identical from run to run.
@@ -47,17 +48,20 @@ data: $(DEFAULT_DATA) ## build the default hybrid Big Five data set
 $(DEFAULT_DATA): npmlp/hybrid.py npmlp/data.py | $(INSTALLED)
 	$(NPMLP) data hybrid --out $@
 
-# The sweep as files: OUT/plan/<variant>.json (rewritten only when the grid changes that
-# variant) -> OUT/runs/<variant>.json (written last, after the model) -> the results JSON.
-# `sweep` plans, then runs a second make that reads the plan folder, so an edited grid retrains
-# only the variants whose plan changed, and `make -j2 sweep` trains two variants at once.
+# The sweep as files: OUT/plan/<variant>.json -> OUT/runs/<variant>.json (written last, after
+# the model) -> the results JSON -> the report. A plan holds everything its run depends on by
+# content (config, seeds, the data's sha256, a fingerprint of the training code) and is rewritten
+# only when that changes, so a plan is a run's only prerequisite: an edit retrains what it
+# changes, a touch or a checkout retrains nothing. `sweep` plans, then runs a second make that
+# reads the plan folder; `make -j2 sweep` trains two variants at once.
+# DATA, when given, overrides the grid's data file; only the built-in set is ever generated.
 RESULTS := $(OUT)/optimization_results.json
-TRAINING := $(addprefix npmlp/,model.py train.py config.py export.py data.py sweep.py)
 RUNS = $(patsubst $(OUT)/plan/%.json,$(OUT)/runs/%.json,$(wildcard $(OUT)/plan/*.json))
-SWEEP_ARGS = --grid $(GRID) --data $(DATA) --out $(OUT)
+SWEEP_ARGS = --grid $(GRID) $(if $(DATA),--data $(DATA)) --out $(OUT)
+SWEEP_DATA = $(if $(DATA),$(filter $(DEFAULT_DATA),$(DATA)),$(DEFAULT_DATA))
 
 .PHONY: sweep combine
-sweep: $(DATA) | $(INSTALLED) ## train every grid variant (GRID, DATA, OUT), then results and report
+sweep: $(SWEEP_DATA) | $(INSTALLED) ## train every grid variant (GRID, DATA, OUT), then results and report
 	$(NPMLP) sweep plan $(SWEEP_ARGS)
 	$(MAKE) --no-print-directory $(RESULTS) $(REPORT)
 
@@ -65,7 +69,7 @@ combine: sweep ## add a variant with each axis's best value to the results and r
 	$(NPMLP) sweep combine $(SWEEP_ARGS)
 	$(if $(REPORT),$(MAKE) --no-print-directory $(REPORT))
 
-$(OUT)/runs/%.json: $(OUT)/plan/%.json $(DATA) $(TRAINING) | $(INSTALLED)
+$(OUT)/runs/%.json: $(OUT)/plan/%.json | $(INSTALLED)
 	$(NPMLP) sweep run --plan $< --out $(OUT)
 
 $(RESULTS): $(RUNS) $(GRID) | $(INSTALLED)
@@ -81,7 +85,8 @@ register: | $(INSTALLED) ## register the sweep's best model (VERSION=...)
 
 # The report and its figures (reports/figures/) are rendered from the results JSON alone:
 # `make report` re-renders it (a second), and never retrains, whatever changed since the sweep.
-REPORT ?= reports/MODEL_VARIATIONS_v1.1.md
+# The v1.1 report for the default folder; a sweep into another OUT keeps its report there.
+REPORT ?= $(if $(filter $(DEFAULT_OUT),$(OUT)),reports/MODEL_VARIATIONS_v1.1.md,$(OUT)/MODEL_VARIATIONS.md)
 .PHONY: report
 report: | $(INSTALLED) ## render the Markdown report from the results JSON
 	$(NPMLP) report --results $(RESULTS) --out $(REPORT)

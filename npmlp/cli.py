@@ -14,9 +14,10 @@ import npmlp
 
 from . import __version__
 from .config import Config, ConfigError
-from .export import ParityError
+from .data import load_dataset
+from .export import ParityError, export_fit
 from .files import InputError, write_json
-from .train import TrainingDiverged
+from .train import TrainingDiverged, check_learned, fit
 
 # Modules that add their own subcommands through add_commands(subparsers).
 COMMAND_MODULES = ("hybrid", "export", "sweep", "report", "registry")
@@ -36,6 +37,9 @@ def main(argv=None) -> int:
     except (TrainingDiverged, ParityError) as e:
         print(f"npmlp: failed: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # an output folder that cannot be made or written
+        print(f"npmlp: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("npmlp: interrupted", file=sys.stderr)
         return 130
@@ -76,7 +80,7 @@ def add_config_args(p: argparse.ArgumentParser):
     p.add_argument("--no-sigmoid", dest="sigmoid", action="store_false", help="linear output head")
     p.add_argument("--seed", type=int, default=d.seed, help=f"model seed (default {d.seed})")
     p.add_argument("--split-seed", type=int, default=d.split_seed, help=f"default {d.split_seed}")
-    p.add_argument("--fp16", action="store_true", help="also store float16 weights in the ONNX file")
+    p.add_argument("--fp16", action="store_true", help="also write model.fp16.onnx, float16 weights (half the size)")
 
 
 def config_from_args(args) -> Config:
@@ -87,11 +91,10 @@ def config_from_args(args) -> Config:
 
 def cmd_train(args) -> int:
     config = config_from_args(args)  # bad flags fail before any file is read
-    from .data import load_dataset
-    from .export import export_fit
-    from .train import check_learned, fit
-
     data = load_dataset(args.data, target=args.target, unit_target=config.sigmoid)
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"{args.out}: --out must be a folder, and this is a file")
+    args.out.mkdir(parents=True, exist_ok=True)  # fails now, not after training
     result = fit(data.X, data.y, config)
     try:
         check_learned(result)

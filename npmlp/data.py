@@ -68,8 +68,9 @@ class Dataset:
     sidecar: dict | None = None  # the generator's sidecar JSON beside a CSV: has "noise_floor"
 
 
-def load_dataset(path, target=None, features=None, unit_target=True) -> Dataset:
-    """Read a CSV or the app's JSON. unit_target: the target must lie in [0, 1] (sigmoid head)."""
+def load_dataset(path, target=None, features=None, unit_target=True, min_rows=MIN_ROWS) -> Dataset:
+    """Read a CSV or the app's JSON. unit_target: the target must lie in [0, 1] (sigmoid head);
+    min_rows: enough for a train/val/test split by default, fewer for scoring only."""
     path = Path(path)
     raw = _read(path)
     sha = hashlib.sha256(raw).hexdigest()
@@ -79,7 +80,7 @@ def load_dataset(path, target=None, features=None, unit_target=True) -> Dataset:
     else:
         names, target, X, y, where = _from_csv(path, raw, target or TARGET, features)
         sidecar = _sidecar(path, sha)
-    _check(path, names, target, X, y, where, unit_target)
+    _check(path, names, target, X, y, where, unit_target, min_rows)
     return Dataset(X, y, tuple(names), target, str(path), sha, sidecar)
 
 
@@ -95,12 +96,13 @@ def _read(path: Path) -> bytes:
     return raw
 
 
-def _check(path, names, target, X, y, where, unit_target):
+def _check(path, names, target, X, y, where, unit_target, min_rows):
     """What holds for any source: enough rows, a unit target for a sigmoid head, and a warning
     for constant features (allowed: the scaler leaves them at zero)."""
     n = len(y)
-    if n < MIN_ROWS:
-        raise InputError(f"{path}: {n} data rows; a train/val/test split needs at least {MIN_ROWS}")
+    if n < min_rows:
+        need = "a train/val/test split needs" if min_rows == MIN_ROWS else "need"
+        raise InputError(f"{path}: {n} data rows; {need} at least {min_rows}")
     if unit_target:
         bad = np.flatnonzero((y < 0) | (y > 1))
         if bad.size:
@@ -198,7 +200,7 @@ def _numbers(path, header, cells, cols, where) -> np.ndarray:
     picked = [[row[j] for j in cols] for row in cells]
     try:
         values = np.array(picked, dtype=np.float64)  # (n, len(cols))
-        if np.isfinite(values).all():
+        if np.isfinite(values).all() and not any("_" in text for row in picked for text in row):
             return values
     except ValueError:
         pass
@@ -213,6 +215,8 @@ def _numbers(path, header, cells, cols, where) -> np.ndarray:
 def _cell_problem(text: str) -> str | None:
     if not text.strip():
         return "blank"
+    if "_" in text:  # float() reads "1_0" as 10
+        return f"not a number: {text!r}"
     try:
         v = float(text)
     except ValueError:

@@ -36,7 +36,7 @@ PARITY_TOL = 1e-5  # max abs error of the float32 graph vs npmlp's float64 predi
 PARITY_ROWS = 4096  # random rows within the training range, one large batch
 PARITY_SEED = 0  # fixed: the parity rows, hence the recorded figures, repeat exactly
 
-STRING_KEYS = ("npmlp_version", "target", "data_file", "data_sha256")  # stored bare; others JSON
+STRING_KEYS = ("npmlp_version", "target", "data_file", "data_sha256", "weights")  # stored bare; others JSON
 
 
 class ParityError(RuntimeError):
@@ -203,8 +203,10 @@ def export_fit(fit, data, path, fp16: bool = False, extra: dict | None = None) -
     batches = parity_batches(fit, data)
     parity = check_parity(blob, fit, batches)
     if fp16:
-        blob16 = checked_bytes(build_model(fit, meta, fp16=True))
-        err16 = fp16_error(blob16, blob, batches)
+        err16 = fp16_error(checked_bytes(build_model(fit, meta, fp16=True)), blob, batches)
+        # The metrics above are the float32 model's; the fp16 file says so, with its own error.
+        meta16 = {**meta, "weights": "float16", "max_abs_err_vs_float32": err16}
+        blob16 = checked_bytes(build_model(fit, meta16, fp16=True))
     atomic_write(path, blob)
     sizes = layer_sizes(load_model(path).graph)  # what a runtime will see, not what we meant
     result = {
@@ -356,6 +358,9 @@ def describe_metadata(meta: dict) -> str:
         f"config: {json.dumps(meta['config'], sort_keys=True)}",
         f"npmlp: {meta['npmlp_version']}",
     ]
+    if "weights" in meta:
+        lines.append(f"weights: {meta['weights']}; metrics are the float32 model's, this file's scores differ "
+                     f"from them by at most {meta['max_abs_err_vs_float32']:.3g}")
     if "extra" in meta:
         lines.append(f"extra: {json.dumps(meta['extra'], sort_keys=True)}")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import load_dataset
 from .export import PARITY_TOL, predict_onnx, read_metadata
 from .files import InputError, atomic_write, dumps_json, sha256_file, write_json
 
@@ -220,11 +221,12 @@ def version_entry(results: dict, results_path: Path, name: str | None) -> tuple[
         "variant": name,
         "model": {**{k: v for k, v in model.items() if k != "parity"}, "sha256": sha256},
         "parity": model["parity"],
-        "config": variant["config"],
+        "config": {**variant["config"], "seed": variant["best_seed"]},  # the exported model's own
         "metrics": {
             "summary": {k: variant["summary"][k] for k in ("val_mse", "test_mse")},
             "model": {k: seed[k] for k in ("seed", "train_mse", "val_mse", "test_mse")},
         },
+        "improvement": variant["improvement"],  # over the sweep's baseline; null for the baseline
         "data_sha256": results["data"]["sha256"],
     }, onnx_file
 
@@ -293,7 +295,7 @@ def rollback(registry_path) -> tuple[dict, dict]:
 
 def table(registry: dict) -> str:
     """version, status, variant, the exported model's test MSE, parent: one row per version."""
-    rows = [("version", "status", "variant", "test MSE", "parent")]
+    rows = [("version", "status", "variant", "test MSE (model)", "parent")]
     for v in registry["versions"]:
         rows.append((v["version"], v["status"], v["variant"], f"{v['metrics']['model']['test_mse']:.6f}",
                      v["parent"] or "-"))
@@ -320,13 +322,12 @@ def paired_bootstrap_ci(d: np.ndarray, seed: int = 0, resamples: int = 2000, lev
 
 def compare(path_a, path_b, data_path, target=None, seed: int = 0, resamples: int = 2000) -> dict:
     """Both models' MSE on the same rows and MSE_B - MSE_A with its paired-bootstrap 95% CI."""
-    from .data import load_dataset
-
     meta_a, meta_b = read_metadata(path_a), read_metadata(path_b)
     if meta_a["features"] != meta_b["features"]:
         raise InputError(f"{path_b}: its feature list differs from {path_a}'s "
                          f"({first_difference(meta_a['features'], meta_b['features'])})")
-    data = load_dataset(data_path, target=target or meta_a["target"], features=meta_a["features"], unit_target=False)
+    data = load_dataset(data_path, target=target or meta_a["target"], features=meta_a["features"], unit_target=False,
+                        min_rows=2)  # scoring only: no split
     if data.sha256 in (meta_a.get("data_sha256"), meta_b.get("data_sha256")):
         # Training rows reward memorizing: the comparison leans toward the more overfit model.
         print(f"npmlp: warning: {data_path}: a model was trained on this file; compare on held-out rows",
@@ -412,8 +413,12 @@ def add_commands(sub):
 
 def cmd_register(args) -> int:
     v = register(args.registry, args.results, args.version, args.variant)
-    print(f"registered {v['version']} ({v['variant']}, test MSE {v['metrics']['model']['test_mse']:.6f}, "
-          f"parent {v['parent'] or '-'}) as {v['status']} in {args.registry}")
+    print(f"registered {v['version']} ({v['variant']}, exported seed's test MSE "
+          f"{v['metrics']['model']['test_mse']:.6f}, parent {v['parent'] or '-'}) as {v['status']} in {args.registry}")
+    gain = v["improvement"]
+    if gain and gain["within_noise"]:
+        print(f"npmlp: warning: {v['variant']}'s gain over the baseline ({gain['percent']:+.2f}% test MSE) is "
+              "within noise; the report recommends keeping the baseline", file=sys.stderr)
     return 0
 
 

@@ -580,19 +580,21 @@ def _axis_insight(s: _Sweep, axis: str) -> str:
     parts = []
     if len(points) >= 2:
         parts.append(trend([(value_text(p[1]), _mean(p[2], "val_mse")) for p in points], "val MSE", axis, mse))
-        parts.append(trend([(value_text(p[1]), _mean(p[2], "seconds")) for p in points], "training time per seed",
-                           axis, secs))
-        if axis == "batch_size":
-            parts.append(_epoch_time(points))
+        # Cost is per epoch: time per seed mostly says when early stopping struck. Only the axes
+        # that change the work of an epoch get a time trend; elsewhere it would be timing noise.
+        if axis in ("batch_size", "hidden"):
+            parts.append(_epoch_time(points, axis))
     parts.append(_noise_sentence(s, [v for v in s.r["variants"] if v["axis"] == axis]))
     return f"**{axis}**: " + "; ".join(parts) + "."
 
 
-def _epoch_time(points: list[tuple]) -> str:
-    """Time per epoch, so early stopping at different epochs does not hide the cost of small batches."""
+def _epoch_time(points: list[tuple], axis: str) -> str:
+    """Time per epoch, so early stopping at different epochs does not hide the cost of a setting."""
     per_epoch = [(value_text(p[1]), _mean(p[2], "seconds") / _mean(p[2], "epochs_run")) for p in points]
-    steps = " → ".join(str(p[2]["steps_per_epoch"]) for p in points)
-    return trend(per_epoch, "time per epoch", "batch_size", lambda x: f"{x:.2f} s") + f", with {steps} steps per epoch"
+    text = trend(per_epoch, "time per epoch", axis, lambda x: f"{x:.2f} s")
+    if axis == "batch_size":
+        text += f", with {' → '.join(str(p[2]['steps_per_epoch']) for p in points)} steps per epoch"
+    return text
 
 
 def _noise_sentence(s: _Sweep, variants: list[dict]) -> str:
@@ -776,8 +778,9 @@ def _noise_advice(s: _Sweep) -> str:
     if imp is None or not imp["within_noise"] or imp["ci95"] is None:
         return ""
     half = (imp["ci95"][1] - imp["ci95"][0]) / 2
-    return (f"With {len(s.r['grid']['seeds'])} seeds a difference in test MSE must exceed about ±{mse(half)} to "
-            f"show; add seeds before acting on smaller ones.")
+    return (f"The best's 95% interval against the baseline spans ±{mse(half)} of test MSE with "
+            f"{len(s.r['grid']['seeds'])} seeds, wider than its gain; more seeds narrow it (roughly as "
+            f"1/sqrt(seeds)) before a difference this small can be acted on.")
 
 
 def _failed_advice(s: _Sweep) -> str:

@@ -49,6 +49,7 @@ This module does not define the model, the training loop or the ONNX graph.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -81,6 +82,7 @@ GRID_KEYS = ("name", "mode", "seeds", "data", "target", "baseline_name", "varian
 # The package modules a run depends on: the Makefile's prerequisites of OUT/runs/%.json.
 TRAINING_SOURCES = ("model.py", "train.py", "config.py", "export.py", "data.py", "sweep.py")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+MAX_SEEDS = 100  # far beyond what a sweep needs; a larger number is a typo
 SUMMARY_KEYS = ("train_mse", "val_mse", "test_mse", "seconds", "best_epoch", "epochs_run")
 
 # ---- the grid file -----------------------------------------------------------------------------
@@ -125,10 +127,12 @@ def load_grid(path) -> Grid:
             raise InputError(f"{path}: unknown key {key!r} (known: {', '.join(GRID_KEYS)})")
     get = lambda key, kind, default: _typed(path, raw, key, kind, default)
     name, mode, seeds = get("name", str, path.stem), get("mode", str, MODES[0]), get("seeds", int, 3)
+    if not NAME.fullmatch(name):
+        raise InputError(f"{path}: key name: bad grid name {name!r} (letters, digits and ._- only)")
     if mode not in MODES:
         raise InputError(f"{path}: key mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
-    if seeds < 1:
-        raise InputError(f"{path}: key seeds: need at least 1 seed, got {seeds}")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise InputError(f"{path}: key seeds: need 1 to {MAX_SEEDS} seeds, got {seeds}")
     base = _baseline(path, get("baseline", dict, {}))
     axes = tuple(_axis(path, field, spec, base) for field, spec in get("axes", dict, {}).items())
     names = {"baseline_name": get("baseline_name", str, f"{name}_baseline"),
@@ -243,25 +247,40 @@ def check_name(name, where: str):
 # ---- plan --------------------------------------------------------------------------------------
 
 
-def plan_record(grid: Grid, variant: Variant, data: str) -> dict:
-    """Everything a run depends on, so a changed plan file means a changed run."""
+def plan_record(grid: Grid, variant: Variant, data) -> dict:
+    """Everything a run depends on, by content: the config and seeds, the data file's sha256 and
+    a fingerprint of the training code. A changed plan file means a changed run, and only then."""
     return {"name": variant.name, "axis": variant.axis, "value": variant.value,
-            "config": variant.config.to_dict(), "seeds": list(grid.seeds), "data": str(data),
-            "target": grid.target}  # fmt: skip
+            "config": variant.config.to_dict(), "seeds": list(grid.seeds), "data": str(data.path),
+            "data_sha256": data.sha256, "code": code_fingerprint(), "target": data.target}  # fmt: skip
 
 
-def write_plans(grid: Grid, data: str, out: Path) -> int:
-    """OUT/plan/<variant>.json for each variant, rewritten only when changed (its mtime then marks
-    a real change for make); plans of variants gone from the grid are removed. Returns how many
-    variants have no run newer than their plan."""
+def code_fingerprint() -> str:
+    """sha256 over the modules a run executes: an edit retrains, a touch or a checkout does not."""
+    h = hashlib.sha256(__version__.encode())
+    for name in TRAINING_SOURCES:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()
+
+
+def write_plans(grid: Grid, data, out: Path) -> int:
+    """OUT/plan/<variant>.json for each variant, rewritten only when its content changes (its mtime
+    then marks a real change for make). A variant gone from the grid loses its plan, run and model
+    files. Returns how many variants have no run newer than their plan."""
     plan_dir = out / "plan"
-    keep = {f"{v.name}.json" for v in grid.variants} | {f"{grid.combined_name}.json"}
+    keep = {v.name for v in grid.variants} | {grid.combined_name}
     for old in plan_dir.glob("*.json"):
-        if old.name not in keep:
-            old.unlink()
+        if old.stem not in keep:
+            for path in (old, out / "runs" / old.name, *model_files(out, data.target, old.stem)):
+                path.unlink(missing_ok=True)
     for v in grid.variants:
         _write_if_changed(plan_dir / f"{v.name}.json", plan_record(grid, v, data))
-    return sum(not _up_to_date(out, v.name, data) for v in grid.variants)
+    return sum(not _up_to_date(out, v.name) for v in grid.variants)
+
+
+def model_files(out: Path, target: str, name: str) -> list[Path]:
+    onnx_path = out / f"{target}_model_{name}.onnx"
+    return [onnx_path, onnx_path.with_suffix(".json"), onnx_path.with_suffix(".fp16.onnx")]
 
 
 def _write_if_changed(path: Path, obj: dict):
@@ -270,16 +289,15 @@ def _write_if_changed(path: Path, obj: dict):
         write_json(path, obj)
 
 
-def _up_to_date(out: Path, name: str, data: str) -> bool:
-    """Whether make would leave OUT/runs/<name>.json alone: newer than its plan, data and sources."""
-    run = out / "runs" / f"{name}.json"
-    deps = [out / "plan" / f"{name}.json", Path(data), *(Path(__file__).parent / f for f in TRAINING_SOURCES)]
-    return run.exists() and run.stat().st_mtime_ns >= max(p.stat().st_mtime_ns for p in deps if p.exists())
+def _up_to_date(out: Path, name: str) -> bool:
+    """Whether make would leave OUT/runs/<name>.json alone: its plan is its only prerequisite."""
+    run, plan = out / "runs" / f"{name}.json", out / "plan" / f"{name}.json"
+    return run.exists() and plan.exists() and run.stat().st_mtime_ns >= plan.stat().st_mtime_ns
 
 
 # ---- run: one variant --------------------------------------------------------------------------
 
-PLAN_KEYS = {"name", "axis", "value", "config", "seeds", "data", "target"}
+PLAN_KEYS = {"name", "axis", "value", "config", "seeds", "data", "data_sha256", "code", "target"}
 
 
 def run_plan(plan_path, out) -> dict:
@@ -291,6 +309,9 @@ def run_plan(plan_path, out) -> dict:
     check_name(plan["name"], str(plan_path))
     config = Config.from_dict(plan["config"])
     data = load_dataset(plan["data"], target=plan["target"], unit_target=config.sigmoid)
+    if (data.sha256, code_fingerprint()) != (plan["data_sha256"], plan["code"]):
+        raise InputError(f"{plan_path}: the data or the training code changed since planning; "
+                         "run `make sweep` again to plan anew")
     clock = time.perf_counter()
     seeds, best = train_seeds(plan["name"], data, config, plan["seeds"])
     model_path = out / f"{data.target}_model_{plan['name']}.onnx"
@@ -392,7 +413,7 @@ def _seed_line(s: dict) -> str:
 
 def _say_variant(out: Path, plan: dict, run: dict, seconds: float):
     plans = list((out / "plan").glob("*.json"))
-    done = sum(_up_to_date(out, p.stem, plan["data"]) for p in plans)
+    done = sum(_up_to_date(out, p.stem) for p in plans)
     if run["status"] == "ok":
         val = statistics.fmean(s["val_mse"] for s in run["seeds"])
         what = f"ok, mean val MSE {val:.6f}, exported seed {run['best_seed']} as {run['model']['path']}"
@@ -403,17 +424,22 @@ def _say_variant(out: Path, plan: dict, run: dict, seconds: float):
 
 # ---- statistics --------------------------------------------------------------------------------
 
-# Student t quantiles t(0.975, df) for df = 1..30 (two-sided 95%); beyond 30 the normal 1.96,
-# at most 4% narrower than the t interval (2.040 at df 31).
+# Student t quantiles t(0.975, df) for df = 1..30 (two-sided 95%).
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
         2.045, 2.042)  # fmt: skip
 
 
 def t975(df: float) -> float:
-    """Welch's df is fractional: rounded down, which only widens the interval."""
-    k = max(1, int(df + 1e-9))
-    return T975[k - 1] if k <= len(T975) else 1.96
+    """t(0.975, df) for a real df (Welch's is fractional): log t linear in 1/df between table
+    entries, and between df 30 and the normal's 1.96 beyond. Within 0.5% of the exact quantile
+    for df >= 2 (three or more seeds), within 3% for 1 < df < 2."""
+    if df <= 1:
+        return T975[0]
+    lo, hi, t_lo, t_hi = (30, math.inf, T975[-1], 1.96) if df >= 30 else (
+        int(df), int(df) + 1, T975[int(df) - 1], T975[int(df)])  # fmt: skip
+    w = (1 / lo - 1 / df) / (1 / lo - 1 / hi)
+    return math.exp(math.log(t_lo) + w * (math.log(t_hi) - math.log(t_lo)))
 
 
 def summarize(xs: list) -> dict:
@@ -447,28 +473,27 @@ def welch_ci(a: list, b: list, diff: float) -> list | None:
 # ---- collect: the results JSON -----------------------------------------------------------------
 
 
-def collect(grid: Grid, data_path: str, out) -> dict:
+def collect(grid: Grid, data, out) -> dict:
     """Write OUT/optimization_results.json from the grid's run files."""
-    results = build_results(grid, data_path, Path(out))
+    results = build_results(grid, data, Path(out))
     write_json(Path(out) / RESULTS, results)
     _say_results(results, Path(out))
     return results
 
 
-def build_results(grid: Grid, data_path: str, out: Path) -> dict:
+def build_results(grid: Grid, data, out: Path) -> dict:
     """The results JSON, validated: every grid variant's run, its statistics, the selection."""
-    data = load_dataset(data_path, target=grid.target, unit_target=grid.baseline.sigmoid)
-    runs = [_load_run(out, v.name, data, plan_record(grid, v, data_path)) for v in grid.variants]
+    runs = [_load_run(out, v.name, data, plan_record(grid, v, data)) for v in grid.variants]
     variants = [variant_result(run) for run in runs]
     for v in variants[1:]:
         v["improvement"] = _improvement(variants[0], v)
     axis_best = best_per_axis(grid, variants)
-    combined = _combined(grid, data_path, data, out, variants, axis_best)
+    combined = _combined(grid, data, out, variants, axis_best)
     ok = [v for v in [*variants, combined] if v and v["status"] == "ok"]
     best = min(ok, key=lambda v: v["summary"]["val_mse"]["mean"], default=None)
     results = {
         "schema": SCHEMA, "grid": grid_section(grid), "environment": environment(),
-        "data": data_section(data, data_path, grid.baseline),
+        "data": data_section(data, data.path, grid.baseline),
         "linear_baseline": linear_baseline(data, grid.baseline),
         "variants": variants, "axis_best": axis_best, "combined": combined, "timing": timing(runs),
         "best": None if best is None else {"name": best["name"], "by": "val_mse mean",
@@ -523,22 +548,21 @@ def best_per_axis(grid: Grid, variants: list[dict]) -> dict:
     return {a.field: pick([v for v in ok if v["axis"] in (None, a.field)]) for a in grid.axes}
 
 
-def combined_plan(grid: Grid, data_path: str, variants: list[dict], axis_best: dict) -> dict:
+def combined_plan(grid: Grid, data, variants: list[dict], axis_best: dict) -> dict:
     """The baseline with each axis's best value; an axis without an ok variant keeps the baseline's."""
     by_name = {v["name"]: v for v in variants}
     values = {field: by_name[name]["config"][field] for field, name in axis_best.items() if name}
     config = Config.from_dict(values, grid.baseline)
-    return {"name": grid.combined_name, "axis": None, "value": values, "config": config.to_dict(),
-            "seeds": list(grid.seeds), "data": str(data_path), "target": grid.target}  # fmt: skip
+    return plan_record(grid, Variant(grid.combined_name, config, None, values), data)
 
 
-def _combined(grid, data_path, data, out: Path, variants, axis_best) -> dict | None:
+def _combined(grid, data, out: Path, variants, axis_best) -> dict | None:
     """The combined variant when its run matches the current per-axis bests, else None."""
     path = out / "runs" / f"{grid.combined_name}.json"
     if grid.mode != "one-at-a-time" or not path.exists():
         return None
     run = _load_run(out, grid.combined_name, data, None)
-    if run["plan"] != combined_plan(grid, data_path, variants, axis_best):
+    if run["plan"] != combined_plan(grid, data, variants, axis_best):
         _say(f"results: {path} took other best values than the runs now give; `make combine` retrains it")
         return None
     result = variant_result(run)
@@ -612,17 +636,17 @@ def _now() -> str:
 # ---- combine -----------------------------------------------------------------------------------
 
 
-def combine(grid: Grid, data_path: str, out) -> dict:
+def combine(grid: Grid, data, out) -> dict:
     """Train the baseline with each axis's best value (unless already trained), then re-collect."""
     out = Path(out)
     if grid.mode != "one-at-a-time":
         raise InputError(f"{grid.path}: key mode: combine takes each axis's best value, so needs one-at-a-time")
-    results = build_results(grid, data_path, out)
+    results = build_results(grid, data, out)
     plan_path = out / "plan" / f"{grid.combined_name}.json"
-    _write_if_changed(plan_path, combined_plan(grid, data_path, results["variants"], results["axis_best"]))
-    if not _up_to_date(out, grid.combined_name, data_path):
+    _write_if_changed(plan_path, combined_plan(grid, data, results["variants"], results["axis_best"]))
+    if not _up_to_date(out, grid.combined_name):
         run_plan(plan_path, out)
-    results = build_results(grid, data_path, out)
+    results = build_results(grid, data, out)
     _write_if_changed(out / RESULTS, results)  # unchanged: the report stays up to date
     _say_results(results, out)
     return results
@@ -661,12 +685,13 @@ def add_commands(sub):
     s.set_defaults(func=cmd_run)
 
 
-def _grid_and_data(args) -> tuple[Grid, str]:
+def _grid_and_data(args) -> tuple:
+    """The grid and its data, loaded and checked before anything is written."""
     grid = load_grid(args.grid)
-    data = args.data or grid.data
-    if not data:
+    path = args.data or grid.data
+    if not path:
         raise InputError(f"{args.grid}: no data file: set the data key or pass --data")
-    return grid, data
+    return grid, load_dataset(path, target=grid.target, unit_target=grid.baseline.sigmoid)
 
 
 def cmd_plan(args) -> int:

@@ -108,6 +108,7 @@ BAD_CSV = [
     ("header only", "a,b,calling_score\n", r"no data rows \(header only\)"),
     ("no target", csv_text(GOOD, "a,b,score"), r"no target column 'calling_score'"),
     ("text cell", with_cell(16, 1, "abc"), r"row 17 \(line 18\), column 'b': not a number: 'abc'"),
+    ("underscore digits", with_cell(4, 0, "1_0"), r"row 5 \(line 6\), column 'a': not a number: '1_0'"),
     ("nan feature", with_cell(2, 0, "nan"), r"row 3 \(line 4\), column 'a': not a finite number: 'nan'"),
     ("inf feature", with_cell(5, 1, "inf"), r"row 6 \(line 7\), column 'b': not a finite number: 'inf'"),
     ("blank feature", with_cell(7, 0, ""), r"row 8 \(line 9\), column 'a': blank"),

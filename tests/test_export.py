@@ -156,7 +156,9 @@ def test_fp16_file_stores_half_weights_and_records_its_error(data, tmp_path):
     X = data.X[result.split.test]
     err = np.abs(ort_scores(half["path"], X) - ort_scores(tmp_path / "model.onnx", X)).max()
     assert 0 < err <= half["max_abs_err_vs_fp32"] < 1e-2
-    assert export.read_metadata(half["path"])["features"] == list(FEATURES)
+    meta = export.read_metadata(half["path"])
+    assert meta["features"] == list(FEATURES) and meta["weights"] == "float16"
+    assert meta["max_abs_err_vs_float32"] == half["max_abs_err_vs_fp32"]
 
 
 def test_predict_command_scores_raw_features(trained, tmp_path, capsys):

@@ -56,6 +56,7 @@ def variant(name, exported, result, status="ok"):
         "config": result.config.to_dict(), "best_seed": 0 if status == "ok" else None, "seeds": [seed],
         "model": None if status != "ok" else {**exported, "path": f"{name}.onnx"},
         "summary": {k: stat(result.metrics[k]) for k in MSES},
+        "improvement": {"test_mse_diff": 1e-4, "percent": 1.5, "ci95": [5e-5, 1.5e-4], "within_noise": False},
     }
 
 
@@ -130,7 +131,7 @@ def test_register_takes_the_best_variant_and_records_it(sweep, models):
     assert model_file.with_suffix(".json").read_bytes() == (sweep.parent / f"{BEST}.json").read_bytes()
     assert entry["metrics"]["model"] == {"seed": 0, **{k: good_fit.metrics[k] for k in MSES}}
     assert entry["metrics"]["summary"]["test_mse"]["mean"] == good_fit.metrics["test_mse"]
-    assert entry["config"] == GOOD.to_dict()
+    assert entry["config"] == GOOD.to_dict()  # seed: the exported seed's (0 here)
     assert entry["data_sha256"] == models["data"].sha256
     assert entry["parity"] == good["parity"]
     assert entry["results"] == "../sweep/optimization_results.json"
@@ -153,7 +154,7 @@ def test_list_shows_one_row_per_version(sweep, models, capsys):
     capsys.readouterr()
     assert registry_cmd(sweep, "list") == 0
     header, *rows = capsys.readouterr().out.splitlines()
-    assert header.split() == ["version", "status", "variant", "test", "MSE", "parent"]
+    assert header.split() == ["version", "status", "variant", "test", "MSE", "(model)", "parent"]
     good_test = models["good"][1].metrics["test_mse"]
     assert [r.split() for r in rows] == [
         ["v1.0", "active", BASELINE, f"{models['poor'][1].metrics['test_mse']:.6f}", "-"],
@@ -368,6 +369,12 @@ def test_compare_a_model_with_itself_finds_no_difference(models, capsys):
     assert r["verdict"] == "no detectable difference"
 
 
+def test_compare_scores_fewer_rows_than_a_split_needs(models, tmp_path, capsys):
+    few = write_csv(tmp_path / "few.csv", 5, seed=3)
+    assert run("compare", models["good"][0]["path"], models["poor"][0]["path"], "--data", few, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["data"]["rows"] == 5
+
+
 def test_compare_is_repeatable_and_seeded(models, capsys):
     outputs = []
     for seed in ("0", "0", "1"):
@@ -408,3 +415,15 @@ def test_paired_bootstrap_ci_matches_the_normal_theory_width():
 ])
 def test_verdict_needs_a_ci_that_excludes_zero(lo, hi, expected):
     assert verdict(lo, hi) == expected
+
+
+def test_register_warns_when_the_gain_is_within_noise(sweep, capsys):
+    assert register(sweep, "v1.0") == 0
+    assert capsys.readouterr().err == ""
+    results = json.loads(sweep.read_text())
+    for v in results["variants"]:
+        v["improvement"] = {"test_mse_diff": 1e-4, "percent": 1.5, "ci95": [-1e-4, 3e-4], "within_noise": True}
+    sweep.write_text(json.dumps(results))
+    assert register(sweep, "v1.1") == 0
+    assert "within noise" in capsys.readouterr().err
+    assert read(sweep)["versions"][1]["status"] == "staging"

@@ -10,6 +10,7 @@ import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -138,15 +139,22 @@ def test_a_plan_with_a_bad_name_is_rejected(tmp_path):
 def test_plan_rewrites_only_changed_variants_and_drops_removed_ones(tmp_path):
     out = tmp_path / "out"
     grid = write_grid(tmp_path, "[axes]\nlr = [0.01, 0.1]\ndropout = [0.3]\n")
-    sweep.write_plans(sweep.load_grid(grid), "d.csv", out)
+    data = SimpleNamespace(path="d.csv", sha256="0" * 64, target="calling_score")
+    sweep.write_plans(sweep.load_grid(grid), data, out)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "plan").iterdir()}
+    stale = [out / "runs" / "g_lr_0.1.json", *sweep.model_files(out, "calling_score", "g_lr_0.1")]
+    for path in [*stale, out / "runs" / "g_lr_0.01.json"]:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("{}")
     grid.write_text("[axes]\nlr = [0.01, 0.05]\ndropout = [0.3]\n")
-    assert sweep.write_plans(sweep.load_grid(grid), "d.csv", out) == 4  # none has a run yet
+    assert sweep.write_plans(sweep.load_grid(grid), data, out) == 3  # g_lr_0.01 has a run
     after = {p.name: p.stat().st_mtime_ns for p in (out / "plan").iterdir()}
     kept = ["g_baseline.json", "g_lr_0.01.json", "g_dropout_0.3.json"]
     assert sorted(after) == sorted([*kept, "g_lr_0.05.json"])
     assert [after[k] for k in kept] == [before[k] for k in kept]
     assert json.loads((out / "plan" / "g_lr_0.05.json").read_text())["config"]["lr"] == 0.05
+    assert not any(path.exists() for path in stale)  # a variant gone from the grid leaves nothing
+    assert (out / "runs" / "g_lr_0.01.json").exists()
 
 
 # ---- statistics --------------------------------------------------------------------------------
@@ -159,15 +167,22 @@ def test_summary_is_mean_sample_std_and_t_interval():
     assert sweep.summarize([0.5]) == {"mean": 0.5, "std": 0.0, "ci95": None, "n": 1}
 
 
-@pytest.mark.parametrize("df, t", [(1, 12.706), (2, 4.303), (2.94, 4.303), (10, 2.228), (30, 2.042), (31, 1.96)])
-def test_t_quantiles(df, t):
-    assert sweep.t975(df) == t
+@pytest.mark.parametrize("df, t", [(1, 12.706), (2, 4.303), (10, 2.228), (30, 2.042), (1e12, 1.96)])
+def test_t_quantiles_at_table_points(df, t):
+    assert sweep.t975(df) == pytest.approx(t, abs=1e-9)
+
+
+# Exact t(0.975, df) for fractional and large df (the inverse t CDF, by numeric integration of
+# the density); the interpolated table is within 0.5% of them for df >= 2.
+@pytest.mark.parametrize("df, exact", [(2.5, 3.5747), (2.94, 3.2195), (4.5, 2.6589), (60, 2.0003), (120, 1.9799)])
+def test_t_quantiles_between_table_points(df, exact):
+    assert sweep.t975(df) == pytest.approx(exact, rel=0.005)
 
 
 def test_welch_interval_and_noise_flag():
-    a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]  # df = (1/3 + 4/3)^2 / ((1/3)^2/2 + (4/3)^2/2) = 2.94
+    a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]  # df = (1/3 + 4/3)^2 / ((1/3)^2/2 + (4/3)^2/2) = 50/17
     imp = sweep.improvement(a, b)
-    half = 4.303 * math.sqrt(1 / 3 + 4 / 3)
+    half = sweep.t975(50 / 17) * math.sqrt(1 / 3 + 4 / 3)
     assert imp["test_mse_diff"] == -2.0 and imp["percent"] == -100.0
     assert imp["ci95"] == pytest.approx([-2 - half, -2 + half]) and imp["within_noise"]
     clear = sweep.improvement([1.0, 1.1, 0.9], [0.5, 0.51, 0.49])
@@ -316,11 +331,20 @@ def test_an_unchanged_rerun_retrains_nothing(swept, tiny_data):
     assert up_to_date.returncode == 0
 
 
+def test_a_touched_but_unchanged_data_file_retrains_nothing(swept, tiny_data):
+    grid, out, _ = swept
+    before = run_mtimes(out)
+    os.utime(tiny_data)  # newer mtime, same bytes: plans are compared by content
+    os.utime(grid)
+    done = run_make("sweep", GRID=grid, DATA=tiny_data, OUT=out)
+    assert trained(done.stderr) == set() and run_mtimes(out) == before
+
+
 def test_collect_refuses_runs_of_another_plan(swept, tiny_data, tmp_path):
     _, out, _ = swept
     edited = sweep.load_grid(write_grid(tmp_path, TINY.replace("epochs = 4", "epochs = 5"), "tiny.toml"))
     with pytest.raises(InputError, match="trained for another plan"):
-        sweep.collect(edited, str(tiny_data), out)
+        sweep.collect(edited, load_dataset(tiny_data), out)
 
 
 def strip_timing(x):

@@ -139,3 +139,13 @@ def test_a_saturated_model_is_reported_as_not_learning():
     with pytest.raises(TrainingDiverged, match="did not learn"):
         check_learned(result)
     check_learned(fit(X, y, FAST))  # a model that learned passes
+
+
+def test_train_cli_refuses_an_out_that_is_a_file_before_training(tmp_path, capsys):
+    X, y = learnable(n=60, d=3)
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,c,calling_score\n" + "".join(",".join(map(str, [*x, t])) + "\n" for x, t in zip(X, y)))
+    (tmp_path / "afile").write_text("keep")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "afile")]) == 2
+    assert "must be a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "keep"
