@@ -208,12 +208,13 @@ def export_fit(fit, data, path, fp16: bool = False, extra: dict | None = None) -
         meta16 = {**meta, "weights": "float16", "max_abs_err_vs_float32": err16}
         blob16 = checked_bytes(build_model(fit, meta16, fp16=True))
     atomic_write(path, blob)
-    sizes = layer_sizes(load_model(path).graph)  # what a runtime will see, not what we meant
+    graph = load_model(path).graph  # what a runtime will see, not what we meant
+    sizes = layer_sizes(graph)
     result = {
         "path": str(path),
         "bytes": path.stat().st_size,
         "sha256": sha256_file(path),
-        "n_params": fit.model.n_params,
+        "n_params": gemm_params(graph),  # weights and biases of the written Gemms
         "hidden": [fan_out for _, fan_out in sizes[:-1]],
         "ir_version": IR_VERSION,
         "opset": OPSET,

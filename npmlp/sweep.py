@@ -53,6 +53,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import platform
 import re
 import statistics
@@ -82,6 +83,7 @@ GRID_KEYS = ("name", "mode", "seeds", "data", "target", "baseline_name", "varian
 # The package modules a run depends on: the Makefile's prerequisites of OUT/runs/%.json.
 TRAINING_SOURCES = ("model.py", "train.py", "config.py", "export.py", "data.py", "sweep.py")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_SEEDS = 100  # far beyond what a sweep needs; a larger number is a typo
 SUMMARY_KEYS = ("train_mse", "val_mse", "test_mse", "seconds", "best_epoch", "epochs_run")
 
@@ -413,13 +415,26 @@ def _seed_line(s: dict) -> str:
 
 def _say_variant(out: Path, plan: dict, run: dict, seconds: float):
     plans = list((out / "plan").glob("*.json"))
-    done = sum(_up_to_date(out, p.stem) for p in plans)
+    done = [p.stem for p in plans if _up_to_date(out, p.stem)]
     if run["status"] == "ok":
         val = statistics.fmean(s["val_mse"] for s in run["seeds"])
         what = f"ok, mean val MSE {val:.6f}, exported seed {run['best_seed']} as {run['model']['path']}"
     else:
         what = f"FAILED: {run['reason']}"
-    _say(f"[{plan['name']}] {what} ({seconds:.1f}s); {done} of {len(plans)} variants done")
+    _say(f"[{plan['name']}] {what} ({seconds:.1f}s); {len(done)} of {len(plans)} variants done"
+         f"{_sweep_eta(out, done, len(plans) - len(done))}")
+
+
+def _sweep_eta(out: Path, done: list[str], left: int) -> str:
+    """The mean wall time of the finished variants times the rounds left at make's -j."""
+    if not left:
+        return ""
+    spans = []
+    for name in done:
+        timing = _read_json(out / "runs" / f"{name}.json")["timing"]
+        spans.append((_parse_time(timing["finished"]) - _parse_time(timing["started"])).total_seconds())
+    jobs = int((re.findall(r"(?:^|\s)-j(\d+)", os.environ.get("MAKEFLAGS", "")) or ["1"])[-1])
+    return f", sweep ETA {statistics.fmean(spans) * math.ceil(left / jobs):.0f}s at -j{jobs}"
 
 
 # ---- statistics --------------------------------------------------------------------------------
@@ -630,7 +645,11 @@ def timing(runs: list[dict]) -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime(TIME_FORMAT)
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT)
 
 
 # ---- combine -----------------------------------------------------------------------------------
