@@ -6,13 +6,12 @@ Bad input (files, configs, grids) ends with a one-line message on stderr and exi
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
 import npmlp
 
-from . import __version__
+from . import __version__, export, hybrid, registry, report, sweep
 from .config import Config, ConfigError
 from .data import load_dataset
 from .export import ParityError, export_fit
@@ -20,7 +19,7 @@ from .files import InputError, write_json
 from .train import TrainingDiverged, check_learned, fit
 
 # Modules that add their own subcommands through add_commands(subparsers).
-COMMAND_MODULES = ("hybrid", "export", "sweep", "report", "registry")
+COMMAND_MODULES = (hybrid, export, sweep, report, registry)
 
 
 def main(argv=None) -> int:
@@ -55,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_config_args(p)
     p.set_defaults(func=cmd_train)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"npmlp.{name}").add_commands(sub)
+    for module in COMMAND_MODULES:
+        module.add_commands(sub)
     return parser
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from .data import load_dataset
 from .export import PARITY_TOL, predict_onnx, read_metadata
 from .files import InputError, atomic_write, dumps_json, sha256_file, write_json
+from .train import split_rows
 
 SCHEMA = "npmlp.registry/1"
 RESULTS_SCHEMA = "npmlp.sweep/1"
@@ -320,31 +321,47 @@ def paired_bootstrap_ci(d: np.ndarray, seed: int = 0, resamples: int = 2000, lev
     return float(lo), float(hi)
 
 
-def compare(path_a, path_b, data_path, target=None, seed: int = 0, resamples: int = 2000) -> dict:
-    """Both models' MSE on the same rows and MSE_B - MSE_A with its paired-bootstrap 95% CI."""
+def compare(path_a, path_b, data_path, target=None, seed: int = 0, resamples: int = 2000,
+            test_rows: bool = False) -> dict:
+    """Both models' MSE on the same rows and MSE_B - MSE_A with its paired-bootstrap 95% CI.
+    test_rows: only the test split both models held out of the file they were trained on."""
     meta_a, meta_b = read_metadata(path_a), read_metadata(path_b)
     if meta_a["features"] != meta_b["features"]:
         raise InputError(f"{path_b}: its feature list differs from {path_a}'s "
                          f"({first_difference(meta_a['features'], meta_b['features'])})")
     data = load_dataset(data_path, target=target or meta_a["target"], features=meta_a["features"], unit_target=False,
                         min_rows=2)  # scoring only: no split
-    if data.sha256 in (meta_a.get("data_sha256"), meta_b.get("data_sha256")):
+    X, y = data.X, data.y
+    if test_rows:
+        X, y = X[held_out(data, meta_a, meta_b)], y[held_out(data, meta_a, meta_b)]
+    elif data.sha256 in (meta_a.get("data_sha256"), meta_b.get("data_sha256")):
         # Training rows reward memorizing: the comparison leans toward the more overfit model.
-        print(f"npmlp: warning: {data_path}: a model was trained on this file; compare on held-out rows",
-              file=sys.stderr)
-    sq_a = (predict_onnx(path_a, data.X) - data.y) ** 2  # (n,)
-    sq_b = (predict_onnx(path_b, data.X) - data.y) ** 2
+        print(f"npmlp: warning: {data_path}: a model was trained on this file; compare on held-out rows "
+              "(--test-rows)", file=sys.stderr)
+    sq_a = (predict_onnx(path_a, X) - y) ** 2  # (n,)
+    sq_b = (predict_onnx(path_b, X) - y) ** 2
     d = sq_b - sq_a
     lo, hi = paired_bootstrap_ci(d, seed, resamples)
     return {
         "a": {"path": str(path_a), "mse": float(sq_a.mean())},
         "b": {"path": str(path_b), "mse": float(sq_b.mean())},
-        "data": {"path": str(data_path), "sha256": data.sha256, "rows": len(d), "target": data.target},
+        "data": {"path": str(data_path), "sha256": data.sha256, "rows": len(d), "target": data.target,
+                 "subset": "test split" if test_rows else "all rows"},
         "diff": float(d.mean()),
         "ci95": [lo, hi],
         "bootstrap": {"seed": seed, "resamples": resamples},
         "verdict": verdict(lo, hi),
     }
+
+
+def held_out(data, meta_a: dict, meta_b: dict) -> np.ndarray:
+    """The test split's rows, when both models were trained on this very file with the same split."""
+    splits = {(m["data_sha256"], m["config"]["split_seed"], m["config"]["val_fraction"], m["config"]["test_fraction"])
+              for m in (meta_a, meta_b)}
+    if len(splits) > 1 or next(iter(splits))[0] != data.sha256:
+        raise InputError(f"{data.path}: --test-rows needs both models trained on this file with the same split")
+    _, seed, val, test = next(iter(splits))
+    return split_rows(len(data.y), seed, val, test).test
 
 
 def verdict(lo: float, hi: float) -> str:
@@ -364,7 +381,7 @@ def compare_text(r: dict) -> str:
     return "\n".join([
         f"A  MSE {r['a']['mse']:.6f}  {r['a']['path']}",
         f"B  MSE {r['b']['mse']:.6f}  {r['b']['path']}",
-        f"on {r['data']['rows']} rows of {r['data']['path']} (target {r['data']['target']})",
+        f"on {r['data']['rows']} rows ({r['data']['subset']}) of {r['data']['path']} (target {r['data']['target']})",
         f"MSE_B - MSE_A = {r['diff']:+.6f}, 95% CI [{lo:+.6f}, {hi:+.6f}] "
         f"(paired bootstrap, {r['bootstrap']['resamples']} resamples, seed {r['bootstrap']['seed']})",
         f"verdict: {r['verdict']}",
@@ -407,6 +424,8 @@ def add_commands(sub):
     p.add_argument("--target", default=None, help="target column (default: the models' target)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--test-rows", action="store_true",
+                   help="score only the test split both models held out of this file (their training data)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_compare)
 
@@ -440,6 +459,6 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    r = compare(args.model_a, args.model_b, args.data, args.target, args.seed, args.resamples)
+    r = compare(args.model_a, args.model_b, args.data, args.target, args.seed, args.resamples, args.test_rows)
     print(dumps_json(r).rstrip("\n") if args.json else compare_text(r))
     return 0

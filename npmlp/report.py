@@ -434,7 +434,10 @@ def _best_section(s: _Sweep) -> str:
     title = " = ".join(code(v["name"]) for v in group) + (" (indistinguishable)" if len(group) > 1 else "")
     lines = [f"## Best variant: {title}",
              f"Selected by the lowest {s.r['best']['by']}; test MSE is reported, never used to choose. "
-             f"Candidate version label: **{s.version}** (grid {code(s.r['grid']['name'])})."]
+             + (f"Candidate version label: **{s.version}** (grid {code(s.r['grid']['name'])})."
+                if _beats_baseline(s.best) else
+                f"Not a candidate for version {s.version}: its gain over the baseline is within noise "
+                f"(see Recommendations).")]
     if len(group) > 1:
         lines.append("These variants gave identical results seed for seed, so the report names no winner "
                      "between them: either file ships the same behaviour.")
@@ -764,6 +767,11 @@ def _edges(s: _Sweep) -> list[str]:
             out.append(f"The best {axis}, {value_text(best['value'])}, is the {end} value tried: extend {axis} "
                        f"beyond it before settling.")
     return out
+
+
+def _beats_baseline(v: dict) -> bool:
+    imp = v["improvement"]
+    return imp is not None and not imp["within_noise"] and imp["test_mse_diff"] > 0
 
 
 def _cap_advice(s: _Sweep) -> list[str]:

@@ -427,3 +427,22 @@ def test_register_warns_when_the_gain_is_within_noise(sweep, capsys):
     assert register(sweep, "v1.1") == 0
     assert "within noise" in capsys.readouterr().err
     assert read(sweep)["versions"][1]["status"] == "staging"
+
+
+def test_compare_on_the_held_out_test_rows_of_the_training_file(models, capsys):
+    good, poor = models["good"], models["poor"]
+    assert run("compare", good[0]["path"], poor[0]["path"], "--data", models["train_csv"], "--test-rows",
+               "--json") == 0
+    out = capsys.readouterr()
+    r = json.loads(out.out)
+    assert "warning" not in out.err and r["data"]["subset"] == "test split"
+    assert r["data"]["rows"] == len(good[1].split.test)
+    # the same rows and numbers training measured on its test split
+    assert r["a"]["mse"] == pytest.approx(good[1].metrics["test_mse"], abs=1e-6)
+    assert r["b"]["mse"] == pytest.approx(poor[1].metrics["test_mse"], abs=1e-6)
+
+
+def test_compare_test_rows_needs_the_models_training_file(models, capsys):
+    good = models["good"][0]["path"]
+    assert run("compare", good, good, "--data", models["holdout"], "--test-rows") == 2
+    assert "--test-rows needs both models trained on this file" in error_line(capsys)

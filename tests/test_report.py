@@ -149,6 +149,7 @@ def test_failed_variant_shows_its_reason_and_no_numbers(tmp_path):
     assert "| 1 of 3 | 1 of 3 seeds failed; seed 1: training MSE not finite at epoch 2 |" in failures
     assert "No variant beats the baseline beyond noise" in md
     assert "1. Keep the baseline `v1_0_baseline`." in md
+    assert "Not a candidate for version" in section(md, "## Best variant") and "Candidate version" not in md
     assert "No noise floor is known" in md
 
 
