@@ -43,10 +43,11 @@ bench: $(INSTALLED) ## run the benchmarks in scripts/ (one thread, medians)
 
 # The built-in data set and its sidecar (same stem, .json), rebuilt only when the generator
 # changes. Only this path has a rule: a DATA=your.csv is read, never regenerated.
-data: $(DEFAULT_DATA) ## build the default hybrid Big Five data set
+DEFAULT_FILES := $(DEFAULT_DATA) $(DEFAULT_DATA:.csv=.json)
+data: $(DEFAULT_FILES) ## build the default hybrid Big Five data set
 
-$(DEFAULT_DATA): npmlp/hybrid.py npmlp/data.py | $(INSTALLED)
-	$(NPMLP) data hybrid --out $@
+$(DEFAULT_FILES) &: npmlp/hybrid.py npmlp/data.py npmlp/train.py | $(INSTALLED)
+	$(NPMLP) data hybrid --out $(DEFAULT_DATA)
 
 # The sweep as files: OUT/plan/<variant>.json -> OUT/runs/<variant>.json (written last, after
 # the model) -> the results JSON -> the report. A plan holds everything its run depends on by
@@ -58,7 +59,7 @@ $(DEFAULT_DATA): npmlp/hybrid.py npmlp/data.py | $(INSTALLED)
 RESULTS := $(OUT)/optimization_results.json
 RUNS = $(patsubst $(OUT)/plan/%.json,$(OUT)/runs/%.json,$(wildcard $(OUT)/plan/*.json))
 SWEEP_ARGS = --grid $(GRID) $(if $(DATA),--data $(DATA)) --out $(OUT)
-SWEEP_DATA = $(if $(DATA),$(filter $(DEFAULT_DATA),$(DATA)),$(DEFAULT_DATA))
+SWEEP_DATA = $(if $(filter-out $(DEFAULT_DATA),$(DATA)),,$(DEFAULT_FILES))
 
 .PHONY: sweep combine
 sweep: $(SWEEP_DATA) | $(INSTALLED) ## train every grid variant (GRID, DATA, OUT), then results and report

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"npmlp {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
     p = sub.add_parser("train", help="train one model from a CSV and write metrics.json and model.onnx")
-    p.add_argument("--data", required=True, type=Path, help="CSV with a header row")
+    p.add_argument("--data", required=True, type=Path, help="CSV with a header row, or the app's JSON")
     p.add_argument("--target", default=None, help="target column (default calling_score)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_config_args(p)
@@ -97,9 +97,12 @@ def cmd_train(args) -> int:
     result = fit(data.X, data.y, config)
     try:
         check_learned(result)
-    except TrainingDiverged as e:  # written anyway, as asked; the sweep fails such variants
+    except TrainingDiverged as e:  # still written: training was what the command was for
         print(f"npmlp: warning: {e}", file=sys.stderr)
     model = export_fit(result, data, args.out / "model.onnx", fp16=args.fp16)
+    model["path"] = "model.onnx"  # names beside metrics.json, so the folder can move
+    if args.fp16:
+        model["fp16"]["path"] = "model.fp16.onnx"
     write_json(args.out / "metrics.json", {**metrics_record(result), "onnx": model})
     m = result.metrics
     print(

@@ -93,7 +93,7 @@ def _typed(name: str, value) -> bool:
 # One declarative table of what each field accepts: (predicate, what the message asks for).
 _RULES = {
     "hidden": (lambda v: len(v) >= 1 and all(h >= 1 for h in v), "one or more positive ints"),
-    "dropout": (lambda v: 0 <= v < 1, "0 <= dropout < 1"),
+    "dropout": (lambda v: 0 <= v <= 0.99, "0 <= dropout <= 0.99"),
     "sigmoid": (lambda v: True, "true or false"),
     "lr": (lambda v: v > 0, "a positive number"),
     "beta1": (lambda v: 0 <= v < 1, "0 <= beta1 < 1"),

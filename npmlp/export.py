@@ -203,10 +203,12 @@ def export_fit(fit, data, path, fp16: bool = False, extra: dict | None = None) -
     batches = parity_batches(fit, data)
     parity = check_parity(blob, fit, batches)
     if fp16:
-        err16 = fp16_error(checked_bytes(build_model(fit, meta, fp16=True)), blob, batches)
+        model16 = build_model(fit, meta, fp16=True)
+        err16 = fp16_error(checked_bytes(model16), blob, batches)
         # The metrics above are the float32 model's; the fp16 file says so, with its own error.
         meta16 = {**meta, "weights": "float16", "max_abs_err_vs_float32": err16}
-        blob16 = checked_bytes(build_model(fit, meta16, fp16=True))
+        helper.set_model_props(model16, {k: _encode(k, v) for k, v in meta16.items()})
+        blob16 = checked_bytes(model16)
     atomic_write(path, blob)
     graph = load_model(path).graph  # what a runtime will see, not what we meant
     sizes = layer_sizes(graph)
@@ -222,7 +224,9 @@ def export_fit(fit, data, path, fp16: bool = False, extra: dict | None = None) -
     }
     if fp16:
         path16 = atomic_write(path.with_suffix(".fp16.onnx"), blob16)
-        result["fp16"] = {"path": str(path16), "bytes": path16.stat().st_size, "max_abs_err_vs_fp32": err16}
+        result["fp16"] = {"path": str(path16), "bytes": path16.stat().st_size, "max_abs_err_vs_float32": err16}
+    else:  # an fp16 file from an earlier export would hold other weights
+        path.with_suffix(".fp16.onnx").unlink(missing_ok=True)
     write_json(path.with_suffix(".json"), sidecar(meta, result))
     return result
 

@@ -48,6 +48,16 @@ def write_json(path, obj) -> Path:
     return atomic_write(path, dumps_json(obj))
 
 
+def read_json(path, what: str):
+    """Parsed JSON, or InputError naming the file and what it should have been."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(f"{path}: cannot read {what}: {e.strerror or e}")
+    except ValueError as e:  # bad JSON or bad UTF-8
+        raise InputError(f"{path}: {what} is not valid JSON ({e})")
+
+
 def sha256_file(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import Config
 from .data import CONTEXT, FEATURES, SIDECAR_KIND, TARGET, TIMING, VIBES
 from .files import InputError, atomic_write, sha256_file, write_json
 from .train import MIN_ROWS, split_rows
@@ -46,7 +47,6 @@ from .train import MIN_ROWS, split_rows
 GENERATOR_VERSION = 1  # bump when a change alters the rows generated for the same arguments
 DIGITS = 6  # decimals written, and the precision everything is computed from
 CONCENTRATION = 30.0  # K of the Beta outcome: larger K, smaller noise
-SPLIT_SEED = 42  # the default Config.split_seed: floors per split as training will see them
 
 TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 
@@ -402,11 +402,12 @@ def csv_text(X, y) -> str:
 
 def noise_floor(y, mu) -> dict:
     """Expected (mean Var[y | x]) and realized (MSE of mu) floors, overall and per split."""
-    split = split_rows(len(y), SPLIT_SEED)
+    default = Config()  # floors per split as training with the default split will see them
+    split = split_rows(len(y), default.split_seed, default.val_fraction, default.test_fraction)
     parts = {"all": np.arange(len(y)), "train": split.train, "val": split.val, "test": split.test}
     var, err = conditional_variance(mu), (y - mu) ** 2
     return {
-        "split_seed": SPLIT_SEED,
+        "split_seed": default.split_seed,
         "expected": {k: float(var[rows].mean()) for k, rows in parts.items()},
         "realized": {k: float(err[rows].mean()) for k, rows in parts.items()},
     }

@@ -18,7 +18,6 @@ becomes active. This module trains nothing and deploys nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -28,11 +27,11 @@ import numpy as np
 
 from .data import load_dataset
 from .export import PARITY_TOL, predict_onnx, read_metadata
-from .files import InputError, atomic_write, dumps_json, sha256_file, write_json
+from .files import InputError, atomic_write, dumps_json, read_json, sha256_file, write_json
+from .report import SCHEMA as RESULTS_SCHEMA
 from .train import split_rows
 
 SCHEMA = "npmlp.registry/1"
-RESULTS_SCHEMA = "npmlp.sweep/1"
 DEFAULT_REGISTRY = Path("assets/models/registry.json")
 STATUSES = ("staging", "active", "archived", "rolled_back")
 ACTIONS = ("register", "promote", "rollback")
@@ -61,15 +60,6 @@ def load(path, missing_ok: bool = False) -> dict:
     if problem:
         raise InputError(f"{path}: corrupt registry: {problem}")
     return registry
-
-
-def read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text())
-    except OSError as e:
-        raise InputError(f"{path}: cannot read {what}: {e.strerror}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: {what} is not valid JSON ({e})")
 
 
 def registry_problem(registry) -> str | None:
@@ -333,7 +323,8 @@ def compare(path_a, path_b, data_path, target=None, seed: int = 0, resamples: in
                         min_rows=2)  # scoring only: no split
     X, y = data.X, data.y
     if test_rows:
-        X, y = X[held_out(data, meta_a, meta_b)], y[held_out(data, meta_a, meta_b)]
+        rows = held_out(data, meta_a, meta_b)
+        X, y = X[rows], y[rows]
     elif data.sha256 in (meta_a.get("data_sha256"), meta_b.get("data_sha256")):
         # Training rows reward memorizing: the comparison leans toward the more overfit model.
         print(f"npmlp: warning: {data_path}: a model was trained on this file; compare on held-out rows "
@@ -391,6 +382,12 @@ def compare_text(r: dict) -> str:
 # ---- commands ----------------------------------------------------------------------------------
 
 
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
+    return int(text)
+
+
 def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -422,7 +419,7 @@ def add_commands(sub):
     p.add_argument("model_b", type=Path, metavar="B.onnx")
     p.add_argument("--data", required=True, type=Path, help="rows to score: held-out data, not the training file")
     p.add_argument("--target", default=None, help="target column (default: the models' target)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--test-rows", action="store_true",
                    help="score only the test split both models held out of this file (their training data)")

@@ -418,6 +418,10 @@ def _verdict(s: _Sweep) -> tuple[bool, str]:
     return True, f"{who} {beats} the baseline beyond noise: {_vs_baseline(s)}, which excludes 0." + tie
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def _vs_baseline(s: _Sweep) -> str:
     imp = s.best["improvement"]
     return (f"test MSE {mse(_mean(s.best, 'test_mse'))} vs {mse(_mean(s.baseline, 'test_mse'))} "
@@ -435,9 +439,7 @@ def _best_section(s: _Sweep) -> str:
     lines = [f"## Best variant: {title}",
              f"Selected by the lowest {s.r['best']['by']}; test MSE is reported, never used to choose. "
              + (f"Candidate version label: **{s.version}** (grid {code(s.r['grid']['name'])})."
-                if _beats_baseline(s.best) else
-                f"Not a candidate for version {s.version}: its gain over the baseline is within noise "
-                f"(see Recommendations).")]
+                if _verdict(s)[0] else f"Not a candidate for version {s.version}: {_lower_first(_verdict(s)[1])}")]
     if len(group) > 1:
         lines.append("These variants gave identical results seed for seed, so the report names no winner "
                      "between them: either file ships the same behaviour.")
@@ -559,7 +561,7 @@ def _order_key(value, n_features: int):
 
 
 def trend(points: list[tuple], what: str, axis: str, fmt) -> str:
-    """'val MSE falls as lr rises from 0.0001 to 0.001 (a → b), then rises to 0.01 (c)'.
+    """'val MSE falls as lr goes from 0.0001 to 0.001 (a → b), then rises to 0.01 (c)'.
 
     points: [(value text, y)] ordered along the axis.
     """
@@ -767,11 +769,6 @@ def _edges(s: _Sweep) -> list[str]:
             out.append(f"The best {axis}, {value_text(best['value'])}, is the {end} value tried: extend {axis} "
                        f"beyond it before settling.")
     return out
-
-
-def _beats_baseline(v: dict) -> bool:
-    imp = v["improvement"]
-    return imp is not None and not imp["within_noise"] and imp["test_mse_diff"] > 0
 
 
 def _cap_advice(s: _Sweep) -> list[str]:

@@ -31,7 +31,7 @@ Modes. one-at-a-time: the baseline, then each axis value changed alone; a value 
 baseline's is not trained twice (the baseline stands for it). cartesian: every combination of
 axis values, the one equal to the baseline (if any) named and used as the baseline, else the
 baseline as well. A cartesian variant's "axis" is its fields joined by "+" and its "value" a
-{field: value} table.
+{field: value} table (with one axis, the field and the bare value, as in one-at-a-time).
 
 Steps, one file each, so `make` redoes only what changed (see the Makefile):
     plan     grid -> OUT/plan/<variant>.json, rewritten only when its content changes
@@ -71,17 +71,16 @@ from . import __version__
 from .config import Config, ConfigError
 from .data import load_dataset
 from .export import ParityError, export_fit
-from .files import InputError, dumps_json, sha256_file, write_json
-from .report import check_results
+from .files import InputError, dumps_json, read_json, sha256_file, write_json
+from .report import SCHEMA, check_results
 from .train import Scaler, TrainingDiverged, check_learned, fit, mse, split_rows
 
-SCHEMA = "npmlp.sweep/1"
 RESULTS = "optimization_results.json"
 MODES = ("one-at-a-time", "cartesian")
 GRID_KEYS = ("name", "mode", "seeds", "data", "target", "baseline_name", "variant_name", "combined_name",
              "baseline", "axes")  # fmt: skip
-# The package modules a run depends on: the Makefile's prerequisites of OUT/runs/%.json.
-TRAINING_SOURCES = ("model.py", "train.py", "config.py", "export.py", "data.py", "sweep.py")
+# The package modules a run executes, hashed into every plan: an edit to one retrains.
+TRAINING_SOURCES = ("model.py", "train.py", "config.py", "export.py", "data.py", "files.py", "sweep.py")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MAX_SEEDS = 100  # far beyond what a sweep needs; a larger number is a typo
@@ -305,7 +304,7 @@ PLAN_KEYS = {"name", "axis", "value", "config", "seeds", "data", "data_sha256", 
 def run_plan(plan_path, out) -> dict:
     """Train every seed of one planned variant, export the best, write OUT/runs/<name>.json last."""
     plan_path, out, started = Path(plan_path), Path(out), _now()
-    plan = _read_json(plan_path)
+    plan = read_json(plan_path, "sweep plan")
     if not (isinstance(plan, dict) and set(plan) == PLAN_KEYS):
         raise InputError(f"{plan_path}: not a sweep plan (expected keys {', '.join(sorted(PLAN_KEYS))})")
     check_name(plan["name"], str(plan_path))
@@ -316,8 +315,7 @@ def run_plan(plan_path, out) -> dict:
                          "run `make sweep` again to plan anew")
     clock = time.perf_counter()
     seeds, best = train_seeds(plan["name"], data, config, plan["seeds"])
-    model_path = out / f"{data.target}_model_{plan['name']}.onnx"
-    run = {"plan": plan, **outcome(plan, data, seeds, best, model_path)}
+    run = {"plan": plan, **outcome(plan, data, seeds, best, model_files(out, data.target, plan["name"])[0])}
     run["timing"] = {"started": started, "finished": _now()}
     write_json(out / "runs" / f"{plan['name']}.json", run)
     _say_variant(out, plan, run, time.perf_counter() - clock)
@@ -372,7 +370,7 @@ def outcome(plan: dict, data, seeds: list[dict], best, model_path: Path) -> dict
         model, reason = _export(best, data, model_path, extra)
     if reason is not None:
         model = None
-        for path in (model_path, model_path.with_suffix(".json")):
+        for path in model_files(model_path.parent, data.target, plan["name"]):
             path.unlink(missing_ok=True)
     return {"status": "ok" if reason is None else "failed", "reason": reason, "seeds": seeds, "model": model,
             "best_seed": best.config.seed if model else None, "steps_per_epoch": steps_per_epoch,
@@ -431,7 +429,7 @@ def _sweep_eta(out: Path, done: list[str], left: int) -> str:
         return ""
     spans = []
     for name in done:
-        timing = _read_json(out / "runs" / f"{name}.json")["timing"]
+        timing = read_json(out / "runs" / f"{name}.json", "run record")["timing"]
         spans.append((_parse_time(timing["finished"]) - _parse_time(timing["started"])).total_seconds())
     jobs = int((re.findall(r"(?:^|\s)-j(\d+)", os.environ.get("MAKEFLAGS", "")) or ["1"])[-1])
     return f", sweep ETA {statistics.fmean(spans) * math.ceil(left / jobs):.0f}s at -j{jobs}"
@@ -508,7 +506,7 @@ def build_results(grid: Grid, data, out: Path) -> dict:
     best = min(ok, key=lambda v: v["summary"]["val_mse"]["mean"], default=None)
     results = {
         "schema": SCHEMA, "grid": grid_section(grid), "environment": environment(),
-        "data": data_section(data, data.path, grid.baseline),
+        "data": data_section(data, grid.baseline),
         "linear_baseline": linear_baseline(data, grid.baseline),
         "variants": variants, "axis_best": axis_best, "combined": combined, "timing": timing(runs),
         "best": None if best is None else {"name": best["name"], "by": "val_mse mean",
@@ -530,7 +528,7 @@ def _load_run(out: Path, name: str, data, plan: dict | None) -> dict:
     path = out / "runs" / f"{name}.json"
     if not path.exists():
         raise InputError(f"{path}: missing: variant {name} has not been trained (run `make sweep`)")
-    run = _read_json(path)
+    run = read_json(path, "run record")
     if plan is not None and run.get("plan") != plan:
         raise InputError(f"{path}: trained for another plan than the grid now gives (run `make sweep`)")
     if run.get("data_sha256") != data.sha256:
@@ -591,11 +589,11 @@ def grid_section(grid: Grid) -> dict:
             "axes": {a.field: list(a.values) for a in grid.axes}}  # fmt: skip
 
 
-def data_section(data, data_path: str, config: Config) -> dict:
+def data_section(data, config: Config) -> dict:
     split = split_rows(len(data.y), config.split_seed, config.val_fraction, config.test_fraction)
     side = data.sidecar
     return {
-        "path": str(data_path), "sha256": data.sha256, "rows": len(data.y), "n_features": len(data.features),
+        "path": str(data.path), "sha256": data.sha256, "rows": len(data.y), "n_features": len(data.features),
         "features": list(data.features), "target": data.target,
         "split": {"seed": config.split_seed, **{k: len(getattr(split, k)) for k in ("train", "val", "test")}},
         "noise_floor": noise_floor(side, config), "source": side,
@@ -640,7 +638,7 @@ def _cpu_model() -> str:
 def timing(runs: list[dict]) -> dict:
     """From the first run's start to the last run's end (a resumed sweep includes the pause)."""
     started, finished = min(r["timing"]["started"] for r in runs), max(r["timing"]["finished"] for r in runs)
-    wall = datetime.fromisoformat(finished) - datetime.fromisoformat(started)
+    wall = _parse_time(finished) - _parse_time(started)
     return {"started": started, "finished": finished, "wall_seconds": wall.total_seconds()}
 
 
@@ -672,15 +670,6 @@ def combine(grid: Grid, data, out) -> dict:
 
 
 # ---- checking a results JSON -------------------------------------------------------------------
-
-def _read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}")
-    except ValueError as e:
-        raise InputError(f"{path}: not valid JSON: {e}")
-
 
 # ---- commands ----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config
+from .files import InputError
 from .model import MLP
 
 STREAMS = ("split", "init", "shuffle", "dropout")
@@ -39,11 +40,15 @@ MIN_ROWS = 20  # below this a 70/15/15 split leaves val or test too small to mea
 
 
 def split_rows(n: int, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15) -> Split:
+    """Train, val and test row indices from the split seed alone; InputError if a part is empty."""
     if n < MIN_ROWS:
-        raise ValueError(f"too few rows for a train/val/test split: {n} (need at least {MIN_ROWS})")
+        raise InputError(f"too few rows for a train/val/test split: {n} (need at least {MIN_ROWS})")
     perm = stream(seed, "split").permutation(n)
     n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     n_train = n - n_val - n_test
+    if min(n_train, n_val, n_test) < 1:
+        raise InputError(f"splitting {n} rows with val_fraction {val_fraction} and test_fraction "
+                         f"{test_fraction} leaves a part empty ({n_train}/{n_val}/{n_test})")
     return Split(perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :])
 
 
@@ -136,7 +141,7 @@ def fit(X, y, config: Config = Config()) -> Fit:
     result = Fit(model, scaler, config, split)
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned about
-        _train(result, Z[split.train].astype(dtype), y[split.train].astype(dtype), Z[split.val], y[split.val])
+        _train(result, Z[split.train], y[split.train], Z[split.val], y[split.val])
     result.seconds = time.perf_counter() - start
     result.metrics = {
         name: mse(model.predict(Z[rows]), y[rows])
@@ -159,17 +164,19 @@ def check_learned(result: Fit):
         )
 
 
-def _train(result: Fit, X, y, X_val, y_val):
-    """The loop: an epoch over a fresh permutation, then exact train/val MSE, then the
-    early-stopping state machine. Leaves the best epoch's weights in the model."""
+def _train(result: Fit, Z, y, Z_val, y_val):
+    """The loop: an epoch over a fresh permutation, then exact train/val MSE (float64, the same
+    numbers the final metrics use), then the early-stopping state machine. Leaves the best
+    epoch's weights in the model."""
     cfg, model = result.config, result.model
+    X, y_steps = Z.astype(model.theta.dtype), y.astype(model.theta.dtype)  # training precision
     opt = Adam(model.theta, model.grad, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay)
     shuffle, dropout = stream(cfg.seed, "shuffle"), stream(cfg.seed, "dropout")
     best_val, best_theta, waited = np.inf, model.theta.copy(), 0
     n, B = len(y), cfg.batch_size
     for epoch in range(1, cfg.epochs + 1):
         perm = shuffle.permutation(n)
-        Xs, ys = X[perm], y[perm]  # one gather per epoch; batches are then contiguous views
+        Xs, ys = X[perm], y_steps[perm]  # one gather per epoch; batches are then contiguous views
         for i in range(0, n, B):
             loss = model.loss_and_grad(Xs[i : i + B], ys[i : i + B], cfg.dropout, dropout)
             if not math.isfinite(loss):
@@ -178,7 +185,7 @@ def _train(result: Fit, X, y, X_val, y_val):
                     f"(lr {cfg.lr:g}); try a smaller learning rate"
                 )
             opt.step()
-        train_mse, val_mse = mse(model.predict(X), y), mse(model.predict(X_val), y_val)
+        train_mse, val_mse = mse(model.predict(Z), y), mse(model.predict(Z_val), y_val)
         result.train_mse.append(train_mse)
         result.val_mse.append(val_mse)
         result.epochs_run, result.steps = epoch, opt.t

@@ -68,7 +68,7 @@ def main() -> int:
     export_s = statistics.median(seconds[1:])  # the first export pays for imports and warm-up
     print(f"onnxruntime {ort.__version__}; model 39 -> {' -> '.join(map(str, HIDDEN))} -> 1, {n:,} parameters")
     print(f"file: {size:,} bytes = 4 x {n:,} + {size - 4 * n:,} (fp16 file {record['fp16']['bytes']:,} bytes, "
-          f"max abs err vs fp32 {record['fp16']['max_abs_err_vs_fp32']:.2e})")
+          f"max abs err vs fp32 {record['fp16']['max_abs_err_vs_float32']:.2e})")
     print(f"parity (max abs err vs npmlp float64): " + ", ".join(f"{k} {v:.2e}" for k, v in record["parity"].items()))
     print(f"export incl. checker, parity and fp16: {export_s * 1e3:.0f} ms (median of {len(seconds) - 1}, "
           f"first {seconds[0] * 1e3:.0f} ms)")

@@ -155,10 +155,10 @@ def test_fp16_file_stores_half_weights_and_records_its_error(data, tmp_path):
     assert half["bytes"] == (tmp_path / "model.fp16.onnx").stat().st_size <= 2 * result.model.n_params + 3072
     X = data.X[result.split.test]
     err = np.abs(ort_scores(half["path"], X) - ort_scores(tmp_path / "model.onnx", X)).max()
-    assert 0 < err <= half["max_abs_err_vs_fp32"] < 1e-2
+    assert 0 < err <= half["max_abs_err_vs_float32"] < 1e-2
     meta = export.read_metadata(half["path"])
     assert meta["features"] == list(FEATURES) and meta["weights"] == "float16"
-    assert meta["max_abs_err_vs_float32"] == half["max_abs_err_vs_fp32"]
+    assert meta["max_abs_err_vs_float32"] == half["max_abs_err_vs_float32"]
 
 
 def test_predict_command_scores_raw_features(trained, tmp_path, capsys):
@@ -251,3 +251,11 @@ def test_train_command_end_to_end(tmp_path):
     assert onnx_record["bytes"] == (tmp_path / "run" / "model.onnx").stat().st_size
     assert (tmp_path / "run" / "model.fp16.onnx").exists()
     assert export.read_metadata(tmp_path / "run" / "model.onnx")["features"] == list(FEATURES)
+
+
+def test_a_plain_export_removes_an_earlier_fp16_file(data, tmp_path):
+    result = fit(data.X, data.y, Config(hidden=(8,), epochs=2))
+    export.export_fit(result, data, tmp_path / "model.onnx", fp16=True)
+    assert (tmp_path / "model.fp16.onnx").exists()
+    export.export_fit(result, data, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.fp16.onnx").exists()  # it would hold the earlier weights

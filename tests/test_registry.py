@@ -446,3 +446,10 @@ def test_compare_test_rows_needs_the_models_training_file(models, capsys):
     good = models["good"][0]["path"]
     assert run("compare", good, good, "--data", models["holdout"], "--test-rows") == 2
     assert "--test-rows needs both models trained on this file" in error_line(capsys)
+
+
+def test_compare_refuses_a_negative_bootstrap_seed(models, capsys):
+    good = models["good"][0]["path"]
+    with pytest.raises(SystemExit) as e:
+        run("compare", good, good, "--data", models["holdout"], "--seed", "-1")
+    assert e.value.code == 2 and "expected an int >= 0" in capsys.readouterr().err

@@ -136,6 +136,7 @@ def test_baseline_twin_as_best_means_no_variant_beats_the_baseline(tmp_path):
     md = render(tmp_path, "baseline_twin", r)
     assert "**Verdict.** No variant beats the baseline: the baseline has the lowest validation MSE." in md
     assert "1. Keep the baseline `v1_0_baseline`." in md
+    assert "Not a candidate for version v1.1: no variant beats the baseline: the baseline has" in md
 
 
 def test_failed_variant_shows_its_reason_and_no_numbers(tmp_path):

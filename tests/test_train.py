@@ -9,6 +9,7 @@ import pytest
 
 from npmlp.cli import main
 from npmlp.config import Config, ConfigError
+from npmlp.files import InputError
 from npmlp.train import Scaler, TrainingDiverged, check_learned, fit, mse, split_rows
 
 FAST = Config(hidden=(16, 8), epochs=15, patience=3, batch_size=16)
@@ -81,6 +82,12 @@ def test_split_is_70_15_15_disjoint_and_covers_every_row():
     assert not np.array_equal(split_rows(10_000, 43).val, s.val)
 
 
+@pytest.mark.parametrize("val, test", [(0.001, 0.15), (0.15, 0.001), (0.5, 0.499)])
+def test_a_split_leaving_a_part_empty_is_bad_input(val, test):
+    with pytest.raises(InputError, match="leaves a part empty"):
+        split_rows(100, 42, val, test)
+
+
 def test_scaler_uses_training_rows_only_and_leaves_constants_unscaled():
     X, y = learnable()
     X[:, 3] = 7.0  # constant feature
@@ -108,7 +115,7 @@ def test_float64_training_is_available():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("lr", 0.0), ("lr", -1.0), ("dropout", 1.0), ("batch_size", 0), ("hidden", ()), ("hidden", (64, 0)),
+    [("lr", 0.0), ("lr", -1.0), ("dropout", 1.0), ("dropout", 0.995), ("batch_size", 0), ("hidden", ()), ("hidden", (64, 0)),
      ("epochs", 2.5), ("patience", 0), ("dtype", "float16"), ("seed", -1), ("sigmoid", "yes"), ("lr", float("nan"))],
 )
 def test_bad_config_values_are_rejected_with_the_field_named(field, value):
@@ -149,3 +156,10 @@ def test_train_cli_refuses_an_out_that_is_a_file_before_training(tmp_path, capsy
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "afile")]) == 2
     assert "must be a folder" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "keep"
+
+
+def test_history_and_final_metrics_are_the_same_measurement():
+    X, y = learnable()
+    result = fit(X, y, FAST)
+    assert result.train_mse[result.best_epoch - 1] == result.metrics["train_mse"]
+    assert result.val_mse[result.best_epoch - 1] == result.metrics["val_mse"]
