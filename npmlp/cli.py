@@ -120,7 +120,7 @@ def metrics_record(result) -> dict:
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "steps": result.steps,
-        "steps_per_epoch": -(-len(result.split.train) // result.config.batch_size),
+        "steps_per_epoch": result.steps_per_epoch,
         "n_params": result.model.n_params,
         "seconds": result.seconds,
         "rows": {"train": len(result.split.train), "val": len(result.split.val), "test": len(result.split.test)},

@@ -40,17 +40,16 @@ CONTEXT = (
     "community_patterns", "vibe_compatibility", "energy_match", "community_match", "novelty_match",
 )  # fmt: skip
 TIMING = ("optimal_time_of_day", "optimal_day_of_week", "user_patterns", "opportunity_timing", "timing_alignment")
-# The model's 39 inputs in the order the app feeds them.
-FEATURES = tuple(f"user_{d}" for d in VIBES) + tuple(f"spot_{d}" for d in VIBES) + CONTEXT + TIMING
-TARGET = "calling_score"
-
-# The app's JSON: (record key, prefix of the feature name, keys inside), in FEATURES order.
+# The app's JSON: (record key, prefix of the feature name, keys inside), in the app's order.
 JSON_SECTIONS = (
     ("user_vibe_dimensions", "user_", VIBES),
     ("spot_vibe_dimensions", "spot_", VIBES),
     ("context_features", "", CONTEXT),
     ("timing_features", "", TIMING),
 )
+# The model's 39 inputs in the order the app feeds them.
+FEATURES = tuple(prefix + key for _, prefix, keys in JSON_SECTIONS for key in keys)
+TARGET = "calling_score"
 JSON_TARGETS = ("outcome_score", "formula_calling_score")  # observed outcome first, else the formula's
 
 # The generator's sidecar (hybrid.py) carries this in "generator"; load_dataset attaches it.

@@ -66,7 +66,7 @@ class Scale:
 
 def line_chart(title: str, series: list[Series], xlabel: str, ylabel: str) -> str:
     """Curves over epochs 1..n; log y when the values span more than a factor of 4."""
-    legend = 48 + CHAR_WIDTH * max([len(s.label) + 10 * (not any(s.ys)) for s in series] + [10])
+    legend = 48 + CHAR_WIDTH * max([len(s.label) + 10 * (not any(v is not None for v in s.ys)) for s in series] + [10])
     box = (78, 48, max(WIDTH - legend, 400), 372)  # left, top, right, bottom of the plot area
     n = max([len(s.ys) for s in series] + [2])
     values = [y for s in series for y in s.ys if y is not None and y > 0]

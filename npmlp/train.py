@@ -120,6 +120,10 @@ class Fit:
     seconds: float = 0.0
     metrics: dict = field(default_factory=dict)
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.split.train) // self.config.batch_size)  # the last partial batch counts
+
     def predict(self, X_raw) -> np.ndarray:
         """Scores for raw (unscaled) features, in float64."""
         return self.model.predict(self.scaler(X_raw))
